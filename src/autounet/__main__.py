@@ -1,0 +1,7 @@
+"""``python -m autounet`` runs the command-line interface."""
+
+import sys
+
+from autounet.cli import main
+
+sys.exit(main())

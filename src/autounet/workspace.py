@@ -1,0 +1,172 @@
+"""The workspace: the three roots (raw, preprocessed, results) and every artefact file name.
+
+Resolution happens once, at the edge (CLI or top-level API), in :func:`resolve_workspace`; nothing deeper in the
+package reads environment variables. Every artefact's file name is defined here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from autounet.errors import DatasetError, UsageError, WorkspaceError
+
+# ---- artefact file names (single source of truth) -------------------------------------------------------------
+DATASET_JSON = "dataset.json"
+FINGERPRINT_JSON = "dataset_fingerprint.json"
+SPLITS_JSON = "splits_final.json"
+GT_SEGMENTATIONS_DIR = "gt_segmentations"
+PLANS_JSON = "plans.json"
+DEFAULT_TRAINER = "nnUNetTrainer"
+DEFAULT_ROOT_NAME = "autounet_workspace"
+DATASET_DIR_PATTERN = re.compile(r"^Dataset(\d{3})_(.+)$")
+
+
+def dataset_dir_name(dataset_id: int, name: str) -> str:
+    """``Dataset004_Hippocampus`` from ``(4, "Hippocampus")``."""
+    if not 0 <= dataset_id <= 999:
+        msg = f"Dataset id must be between 0 and 999, got {dataset_id}."
+        raise UsageError(msg)
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
+def plans_file_name(plans_name: str) -> str:
+    """File name of a plans file in the preprocessed dataset folder (``nnUNetPlans.json``)."""
+    return f"{plans_name}.json"
+
+
+def data_identifier(plans_name: str, configuration: str) -> str:
+    """Preprocessed sub-folder name, as the reference names it (``nnUNetPlans_3d_fullres``)."""
+    return f"{plans_name}_{configuration}"
+
+
+def model_dir_name(trainer: str, plans_name: str, configuration: str) -> str:
+    """``nnUNetTrainer__nnUNetPlans__3d_fullres``: one trained configuration in the results root."""
+    return f"{trainer}__{plans_name}__{configuration}"
+
+
+def fold_dir_name(fold: int | str) -> str:
+    """``fold_0`` ... ``fold_4`` or ``fold_all``."""
+    return f"fold_{fold}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The three roots of an autounet workspace."""
+
+    raw: Path
+    preprocessed: Path
+    results: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> Workspace:
+        """A workspace with ``raw/``, ``preprocessed/`` and ``results/`` under one root."""
+        root = Path(root).expanduser().resolve()
+        return cls(raw=root / "raw", preprocessed=root / "preprocessed", results=root / "results")
+
+    def ensure(self) -> Workspace:
+        """Create missing roots; raise ``WorkspaceError`` for a root that is a file or not writable."""
+        for label, path in (("raw", self.raw), ("preprocessed", self.preprocessed), ("results", self.results)):
+            if path.exists() and not path.is_dir():
+                msg = f"The {label} root {path} exists but is a file, not a folder. Choose another --workspace."
+                raise WorkspaceError(msg)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = f"Cannot create the {label} root {path}: {exc.strerror}."
+                raise WorkspaceError(msg) from exc
+            if not os.access(path, os.W_OK):
+                msg = f"The {label} root {path} is not writable. Fix its permissions or choose another --workspace."
+                raise WorkspaceError(msg)
+        return self
+
+    # ---- per-dataset folders ---------------------------------------------------------------------------------
+    def raw_dataset(self, dataset_name: str) -> Path:
+        """``raw/DatasetXXX_Name``."""
+        return self.raw / dataset_name
+
+    def preprocessed_dataset(self, dataset_name: str) -> Path:
+        """``preprocessed/DatasetXXX_Name``."""
+        return self.preprocessed / dataset_name
+
+    def results_dataset(self, dataset_name: str) -> Path:
+        """``results/DatasetXXX_Name``."""
+        return self.results / dataset_name
+
+    def fingerprint_file(self, dataset_name: str) -> Path:
+        """``preprocessed/DatasetXXX_Name/dataset_fingerprint.json``."""
+        return self.preprocessed_dataset(dataset_name) / FINGERPRINT_JSON
+
+    def plans_file(self, dataset_name: str, plans_name: str) -> Path:
+        """``preprocessed/DatasetXXX_Name/<plans_name>.json``."""
+        return self.preprocessed_dataset(dataset_name) / plans_file_name(plans_name)
+
+    def preprocessed_dataset_json(self, dataset_name: str) -> Path:
+        """Copy of the raw ``dataset.json`` beside the plans."""
+        return self.preprocessed_dataset(dataset_name) / DATASET_JSON
+
+    def splits_file(self, dataset_name: str) -> Path:
+        """``preprocessed/DatasetXXX_Name/splits_final.json``."""
+        return self.preprocessed_dataset(dataset_name) / SPLITS_JSON
+
+    def gt_segmentations(self, dataset_name: str) -> Path:
+        """Ground-truth label copies in the original geometry, for evaluation."""
+        return self.preprocessed_dataset(dataset_name) / GT_SEGMENTATIONS_DIR
+
+    def preprocessed_data(self, dataset_name: str, identifier: str) -> Path:
+        """Folder of preprocessed cases of one configuration (``nnUNetPlans_3d_fullres``)."""
+        return self.preprocessed_dataset(dataset_name) / identifier
+
+    def model_dir(self, dataset_name: str, configuration: str, *, plans_name: str = "nnUNetPlans",
+                  trainer: str = DEFAULT_TRAINER) -> Path:
+        """``results/DatasetXXX_Name/<Trainer>__<Plans>__<Config>``."""
+        return self.results_dataset(dataset_name) / model_dir_name(trainer, plans_name, configuration)
+
+    # ---- dataset lookup ---------------------------------------------------------------------------------------
+    def find_dataset(self, dataset: str | int | os.PathLike[str]) -> str:
+        """Resolve a dataset given by id (``4``), name (``Dataset004_Hippocampus``) or raw path to its name."""
+        text = os.fspath(dataset) if not isinstance(dataset, int) else str(dataset)
+        if isinstance(dataset, int) or text.isdigit():
+            return self._name_from_id(int(text))
+        path = Path(text)
+        if DATASET_DIR_PATTERN.match(path.name) and (path.is_dir() or len(path.parts) == 1):
+            return path.name
+        msg = (f"Cannot interpret dataset {text!r}: give an id (4), a name (Dataset004_Hippocampus) "
+               "or the path of a DatasetXXX_Name folder.")
+        raise UsageError(msg)
+
+    def _name_from_id(self, dataset_id: int) -> str:
+        prefix = f"Dataset{dataset_id:03d}_"
+        found = set()
+        for root in (self.raw, self.preprocessed, self.results):
+            if root.is_dir():
+                found.update(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))
+        if not found:
+            msg = f"No dataset with id {dataset_id} in {self.raw}, {self.preprocessed} or {self.results}."
+            raise DatasetError(msg)
+        if len(found) > 1:
+            msg = f"Dataset id {dataset_id} is ambiguous: {', '.join(sorted(found))}. Use the full name."
+            raise DatasetError(msg)
+        return found.pop()
+
+
+def resolve_workspace(explicit: str | os.PathLike[str] | None = None, *,
+                      environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Workspace:
+    """Resolve the workspace once, at the edge.
+
+    Order: explicit argument (``--workspace``), then ``AUTOUNET_HOME``, then the reference's
+    ``nnUNet_raw``/``nnUNet_preprocessed``/``nnUNet_results`` (all three must be set), then ``./autounet_workspace``.
+    """
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return Workspace.at(explicit)
+    if env.get("AUTOUNET_HOME"):
+        return Workspace.at(env["AUTOUNET_HOME"])
+    ref_keys = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    if all(env.get(k) for k in ref_keys):
+        raw, pre, res = (Path(env[k]).expanduser().resolve() for k in ref_keys)
+        return Workspace(raw=raw, preprocessed=pre, results=res)
+    return Workspace.at((cwd or Path.cwd()) / DEFAULT_ROOT_NAME)
