@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 REFERENCE_VERSION = "2.8.1"
-TORCH_PIN = "torch==2.13.0"
+# nnunetv2 2.8.1 needs timm, which needs torchvision; the on-disk pair torch 2.14.1 + torchvision 0.29.1
+# satisfies both without a multi-GB download (plain `torch` would pull a CUDA build from the index).
+TORCH_PINS = ("torch==2.14.1", "torchvision==0.29.1")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE = REPO_ROOT / ".bench_cache" / f"nnunetv2-{REFERENCE_VERSION}"
 
@@ -31,7 +33,7 @@ def reference_python() -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(CACHE)], check=True)
     pip = [str(py), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, TORCH_PIN], check=True)  # the CPU wheel on disk; keeps pip from pulling a CUDA build
+    subprocess.run([*pip, *TORCH_PINS], check=True)
     subprocess.run([*pip, f"nnunetv2=={REFERENCE_VERSION}"], check=True)
     marker.touch()
     return py
