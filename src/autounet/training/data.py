@@ -1,0 +1,241 @@
+"""Batch assembly: a few loader threads read patches from the preprocessed store; nothing else happens there.
+
+Augmentation runs afterwards on the training device, batched, in the main process. Each batch is fully decided by
+``numpy.random.default_rng([seed, stream, epoch, iteration])`` (see :mod:`autounet.training.sampler`), so the
+batches of a run do not depend on the number of workers, on prefetching or on an interruption and resume.
+
+A batch holds ``data`` ``(B, C, *patch)`` float32 (padded with 0) and ``seg`` ``(B, S, *patch)`` int16 (padded with
+-1); ``S`` is 2 for cascades (channel 1 is the previous stage's segmentation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from autounet.errors import DatasetError
+from autounet.training.sampler import SampleSpec, plan_batch, split_box
+
+TRAIN_STREAM = 0
+VAL_STREAM = 1
+
+
+class PatchStore(Protocol):
+    """What the loader needs from ``autounet.preprocessing.CaseStore``."""
+
+    def case_ids(self) -> list[str]: ...
+
+    def properties(self, case: str) -> Mapping[str, Any]: ...
+
+    def open(self, case: str) -> Any: ...
+
+
+@dataclass
+class Batch:
+    """One assembled batch (numpy, host memory) and the time its reading took."""
+
+    data: np.ndarray
+    seg: np.ndarray
+    keys: list[str]
+    forced: np.ndarray
+    read_seconds: float = 0.0
+
+
+def crop_and_pad(array: Any, box: Sequence[tuple[int, int]], pad_value: float, dtype: np.dtype) -> np.ndarray:
+    """Read ``array[:, box]`` (lazy arrays read only the needed chunks) and pad out-of-bounds parts.
+
+    ``array`` is channel-first; ``box`` covers the spatial axes. A box that misses the array on some axis gives an
+    all-zero patch (the reference's edge case), otherwise padding uses ``pad_value``.
+    """
+    shape = tuple(int(s) for s in array.shape[1:])
+    slices, pad, empty = split_box(box, shape)
+    out_shape = (int(array.shape[0]), *(hi - lo for lo, hi in box))
+    if empty:
+        return np.zeros(out_shape, dtype=dtype)
+    patch = np.asarray(array[(slice(None), *slices)]).astype(dtype, copy=False)
+    if any(p != (0, 0) for p in pad):
+        patch = np.pad(patch, ((0, 0), *pad), mode="constant", constant_values=pad_value)
+    return patch
+
+
+class PreviousStage:
+    """Reads the previous stage's segmentations for a cascade (``<folder>/<case>.b2nd``, ``.npy`` or ``.npz``)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DatasetError(
+                f"Cascade input folder {self.folder} does not exist: predict the previous stage for all folds first "
+                "(its validation predictions are written to predicted_next_stage/).")
+
+    def open(self, case: str) -> Any:
+        """A (lazy) ``(z, y, x)`` array of the case's previous-stage segmentation."""
+        for suffix in (".b2nd", ".npy", ".npz"):
+            path = self.folder / f"{case}{suffix}"
+            if path.is_file():
+                return _open_array(path)
+        raise DatasetError(f"No previous-stage segmentation for case {case} in {self.folder}.")
+
+
+def _open_array(path: Path) -> Any:
+    if path.suffix == ".b2nd":
+        import blosc2
+
+        return blosc2.open(str(path), mode="r")
+    if path.suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    with np.load(path) as npz:
+        return npz[npz.files[0]]
+
+
+def _open_case(store: PatchStore, case: str) -> tuple[Any, Any]:
+    """``(data, seg)`` lazy arrays of one case from a CaseStore-like object."""
+    opened = store.open(case)
+    if isinstance(opened, tuple):
+        return opened[0], opened[1]
+    return opened.data, opened.seg
+
+
+class BatchLoader:
+    """Deterministic batches of patches read by ``workers`` threads, ``prefetch`` batches ahead.
+
+    Args:
+        store: the preprocessed case store of the configuration.
+        case_ids: cases to sample from (a fold's train or validation list).
+        batch_size: samples per batch (this rank's share under DDP).
+        patch_size: size of the patch read (the enlarged initial patch for training), 2 or 3 axes.
+        final_patch_size: the network's patch size (``need_to_pad = patch_size - final_patch_size``).
+        oversample: share of forced-foreground samples.
+        seed / stream: with the epoch and iteration they seed each batch's generator.
+        previous_stage: cascade input reader, or ``None``.
+    """
+
+    def __init__(self, store: PatchStore, case_ids: Sequence[str], *, batch_size: int, patch_size: Sequence[int],
+                 final_patch_size: Sequence[int], oversample: float, seed: int, stream: int = TRAIN_STREAM,
+                 probabilistic: bool = False, has_ignore: bool = False, workers: int = 2, prefetch: int = 4,
+                 previous_stage: PreviousStage | None = None, pin_memory: bool = False) -> None:
+        if not case_ids:
+            raise DatasetError("No cases to sample batches from (empty split).")
+        self.store = store
+        self.case_ids = list(case_ids)
+        self.batch_size = int(batch_size)
+        self.is_2d = len(patch_size) == 2
+        self.patch = (1, *patch_size) if self.is_2d else tuple(int(p) for p in patch_size)
+        final = (1, *final_patch_size) if self.is_2d else tuple(final_patch_size)
+        self.need_to_pad = tuple(int(p) - int(f) for p, f in zip(self.patch, final))
+        self.oversample = float(oversample)
+        self.seed, self.stream = int(seed), int(stream)
+        self.probabilistic, self.has_ignore = probabilistic, has_ignore
+        self.previous_stage = previous_stage
+        self.pin_memory = pin_memory
+        self.prefetch = max(1, int(prefetch))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-loader") if workers else None
+        self._arrays: dict[str, tuple[Any, Any, Any]] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.class_locations: dict[str, Mapping[Any, np.ndarray]] = {}
+        for case in self.case_ids:
+            self._index(case)
+
+    def _index(self, case: str) -> None:
+        if case in self.shapes:
+            return
+        data, seg = _open_case(self.store, case)
+        prev = self.previous_stage.open(case) if self.previous_stage is not None else None
+        self._arrays[case] = (data, seg, prev)
+        self.shapes[case] = tuple(int(s) for s in data.shape[1:])
+        locations = self.store.properties(case).get("class_locations") or {}
+        self.class_locations[case] = {k: np.asarray(v) for k, v in locations.items()}
+
+    # ---- one batch ----------------------------------------------------------------------------------------------
+    def plan(self, epoch: int, iteration: int) -> list[SampleSpec]:
+        """The samples of batch ``iteration`` of ``epoch`` (pure function of the seed and the counters)."""
+        rng = np.random.default_rng([self.seed, self.stream, epoch, iteration])
+        return plan_batch(self.case_ids, self.batch_size, patch=self.patch, need_to_pad=self.need_to_pad,
+                          shapes=self.shapes, class_locations=self.class_locations, oversample=self.oversample,
+                          rng=rng, probabilistic=self.probabilistic, has_ignore=self.has_ignore)
+
+    def read(self, epoch: int, iteration: int) -> Batch:
+        """Read and stack batch ``iteration`` of ``epoch``."""
+        start = time.perf_counter()
+        samples = self.plan(epoch, iteration)
+        datas, segs = [], []
+        for s in samples:
+            data, seg, prev = self._arrays[s.case]
+            datas.append(crop_and_pad(data, s.box, 0.0, np.float32))
+            seg_patch = crop_and_pad(seg, s.box, -1, np.int16)
+            if prev is not None:
+                prev_patch = crop_and_pad(_channel_first(prev), s.box, -1, np.int16)
+                seg_patch = np.concatenate([seg_patch, prev_patch], axis=0)
+            segs.append(seg_patch)
+        data_b, seg_b = np.stack(datas), np.stack(segs)
+        if self.is_2d:
+            data_b, seg_b = data_b[:, :, 0], seg_b[:, :, 0]
+        if self.pin_memory:
+            import torch
+
+            data_b = torch.from_numpy(np.ascontiguousarray(data_b)).pin_memory()
+            seg_b = torch.from_numpy(np.ascontiguousarray(seg_b)).pin_memory()
+        return Batch(data=data_b, seg=seg_b, keys=[s.case for s in samples],
+                     forced=np.array([s.forced for s in samples]), read_seconds=time.perf_counter() - start)
+
+    # ---- iteration ----------------------------------------------------------------------------------------------
+    def batches(self, epoch: int, start: int, stop: int) -> Iterator[Batch]:
+        """Batches ``start .. stop-1`` of ``epoch``, read ahead by the worker threads."""
+        if self._pool is None:
+            for it in range(start, stop):
+                yield self.read(epoch, it)
+            return
+        pending: deque[Future[Batch]] = deque()
+        next_it = start
+        try:
+            while next_it < stop or pending:
+                while next_it < stop and len(pending) < self.prefetch:
+                    pending.append(self._pool.submit(self.read, epoch, next_it))
+                    next_it += 1
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _channel_first(array: Any) -> Any:
+    """Previous-stage segmentations are stored as ``(z, y, x)`` or ``(1, z, y, x)``; give a channel axis."""
+    return _ChannelView(array) if len(array.shape) == 3 else array
+
+
+class _ChannelView:
+    """A lazy ``(1, z, y, x)`` view of a lazy ``(z, y, x)`` array."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = (1, *array.shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.array[key[1:]])[None]
+
+
+def one_hot_previous(prev: Any, foreground_labels: Sequence[int]) -> Any:
+    """One-hot channels of the previous stage's segmentation over the foreground labels (cascade input).
+
+    ``prev`` is a ``(B, *spatial)`` integer tensor; the result is ``(B, len(labels), *spatial)`` in float32.
+    """
+    import torch
+
+    labels = torch.as_tensor(list(foreground_labels), device=prev.device, dtype=prev.dtype)
+    shape = (1, len(foreground_labels)) + (1,) * (prev.ndim - 1)
+    return (prev[:, None] == labels.view(shape)).to(torch.float32)
+
+

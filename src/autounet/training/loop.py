@@ -1,0 +1,345 @@
+"""The training loop: epochs of training steps, patch validation with the pseudo-Dice, checkpoints, interruption.
+
+:func:`fit` runs a fully assembled :class:`Run` (network, optimiser, loss, loaders, ...), which
+:mod:`autounet.training.build` makes from a workspace. Determinism: each training and validation iteration
+reseeds torch from ``(seed, rank, stream, epoch, iteration)`` and the loaders derive their batches from the same
+counters, so a resumed run (from an epoch end or from a Ctrl-C inside an epoch) continues exactly where the
+uninterrupted one would be; with ``deterministic=True`` on the CPU the final weights are bit-identical.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autounet._log import get_logger
+from autounet.schemas.training import TrainingConfig
+from autounet.training import checkpoint as ckpt
+from autounet.training import ddp
+from autounet.training.data import Batch, BatchLoader
+from autounet.training.logging import RunLogger, TrainingLog
+
+log = get_logger(__name__)
+LossFn = Callable[[Any, Any], torch.Tensor]
+DiceStatsFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after Ctrl-C (or SIGTERM) once the run's state was saved to ``checkpoint_latest.pth``."""
+
+
+@dataclass
+class Run:
+    """Everything :func:`fit` needs; built by :func:`autounet.training.build.build_run`.
+
+    Attributes:
+        fold_dir: output folder (``.../fold_X``).
+        config: the training settings.
+        model: the network as trained (possibly DDP-wrapped / compiled); ``module`` is the plain network.
+        module: the plain network (saved in checkpoints).
+        optimizer / scaler: SGD and the CUDA grad scaler (``None`` elsewhere).
+        loss_fn: ``loss_fn(outputs, targets)``; outputs and targets are lists under deep supervision.
+        dice_stats: per-class ``(tp, fp, fn)`` of the highest-resolution output against its target.
+        lr_at: learning rate of an epoch (poly schedule).
+        augment: on-device batch augmentation ``(data, seg) -> (data, seg)`` for training, or ``None``.
+        prepare: ``(data, seg) -> (inputs, targets)`` after augmentation (masking, -1 → 0, cascade, regions, DS).
+        train_loader / val_loader: batch loaders of the fold.
+        device / dist: training device and DDP context.
+        seed: the run's base seed.
+        checkpoint_extra: constant checkpoint entries (``init_args``, ``trainer_name``, mirroring axes, ...).
+        logger: text / JSON-lines / progress.png writer (disabled off rank 0).
+        progress: show a progress bar (interactive use).
+    """
+
+    fold_dir: Path
+    config: TrainingConfig
+    model: torch.nn.Module
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    loss_fn: LossFn
+    dice_stats: DiceStatsFn
+    lr_at: Callable[[int], float]
+    augment: Transform | None
+    prepare: Transform
+    train_loader: BatchLoader
+    val_loader: BatchLoader | None
+    device: torch.device
+    seed: int
+    dist: ddp.DistContext = field(default_factory=ddp.DistContext)
+    checkpoint_extra: dict[str, Any] = field(default_factory=dict)
+    logger: RunLogger | None = None
+    progress: bool = False
+    amp_dtype: torch.dtype = torch.float16
+
+
+@dataclass
+class _State:
+    """Mutable loop state (what a checkpoint restores)."""
+
+    epoch: int = 0
+    iteration: int = 0
+    epoch_losses: list[float] = field(default_factory=list)
+    epoch_start: float | None = None
+    epoch_wait: float = 0.0
+    best_ema: float | None = None
+    log: TrainingLog = field(default_factory=TrainingLog)
+
+
+# ---- interruption ------------------------------------------------------------------------------------------------
+class _StopFlag:
+    """Set by SIGINT / SIGTERM; a second Ctrl-C interrupts immediately."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handler(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextmanager
+def _interrupt_handler(enabled: bool) -> Iterator[_StopFlag]:
+    flag = _StopFlag()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    old = {s: signal.signal(s, flag.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ---- seeding -----------------------------------------------------------------------------------------------------
+def iteration_seed(seed: int, rank: int, stream: int, epoch: int, iteration: int) -> int:
+    """Seed of torch's generator for one iteration (a pure function of the counters)."""
+    return int(np.random.SeedSequence([seed, rank, stream, epoch, iteration]).generate_state(1, np.uint64)[0]
+               % (2**63 - 1))
+
+
+# ---- one step ----------------------------------------------------------------------------------------------------
+def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    data = batch.data if isinstance(batch.data, torch.Tensor) else torch.from_numpy(batch.data)
+    seg = batch.seg if isinstance(batch.seg, torch.Tensor) else torch.from_numpy(batch.seg)
+    return data.to(device, non_blocking=True), seg.to(device, non_blocking=True)
+
+
+def _autocast(run: Run) -> Any:
+    if run.device.type == "cuda" and run.config.amp:
+        return torch.autocast("cuda", dtype=run.amp_dtype)
+    return nullcontext()
+
+
+def train_step(run: Run, inputs: torch.Tensor, targets: Any) -> torch.Tensor:
+    """Forward, loss, backward, gradient clipping at ``grad_clip`` and the optimiser step; returns the loss."""
+    run.optimizer.zero_grad(set_to_none=True)
+    with _autocast(run):
+        outputs = run.model(inputs)
+        loss = run.loss_fn(outputs, targets)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        run.optimizer.step()
+    return loss.detach()
+
+
+def _first(x: Any) -> Any:
+    return x[0] if isinstance(x, list | tuple) else x
+
+
+def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
+    """Validation loss and pseudo-Dice per class over ``val_iterations`` patch batches (summed TP/FP/FN)."""
+    if run.val_loader is None or run.config.val_iterations == 0:
+        return float("nan"), []
+    run.model.eval()
+    losses, tp, fp, fn = [], None, None, None
+    with torch.no_grad():
+        for it, batch in enumerate(run.val_loader.batches(epoch, 0, run.config.val_iterations)):
+            torch.manual_seed(iteration_seed(run.seed, run.dist.rank, VAL_STREAM, epoch, it))
+            data, seg = _to_device(batch, run.device)
+            inputs, targets = run.prepare(data, seg)
+            with _autocast(run):
+                outputs = run.model(inputs)
+                losses.append(run.loss_fn(outputs, targets).detach().float())
+            t, p, n = run.dice_stats(_first(outputs), _first(targets))
+            tp, fp, fn = (t, p, n) if tp is None else (tp + t, fp + p, fn + n)
+    stats = torch.stack([tp, fp, fn]).double()
+    stats = ddp.all_reduce_sum(stats, run.dist)
+    tp_, fp_, fn_ = stats.cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = (2 * tp_) / (2 * tp_ + fp_ + fn_)
+    val_loss = ddp.mean_over_ranks(float(torch.stack(losses).mean()), run.dist, run.device)
+    return val_loss, [float(d) for d in dice]
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------------
+def _checkpoint_content(run: Run, state: _State, *, epoch: int, iteration: int) -> dict[str, Any]:
+    return {
+        "network_weights": ckpt.unwrap_model(run.module).state_dict(),
+        "optimizer_state": run.optimizer.state_dict(),
+        "grad_scaler_state": run.scaler.state_dict() if run.scaler is not None else None,
+        "logging": state.log.state_dict(),
+        "_best_ema": state.best_ema,
+        "current_epoch": epoch,
+        "iteration": iteration,
+        "epoch_train_losses": list(state.epoch_losses) if iteration else [],
+        "epoch_start": state.epoch_start if iteration else None,
+        "epoch_wait": state.epoch_wait if iteration else 0.0,
+        "seed": run.seed,
+        "rng_state": ckpt.rng_state(),
+        "training_config": run.config.to_dict(),
+        **run.checkpoint_extra,
+    }
+
+
+def _save(run: Run, state: _State, name: str, *, epoch: int, iteration: int = 0) -> None:
+    if run.dist.is_main:
+        ckpt.save_checkpoint(run.fold_dir / name, _checkpoint_content(run, state, epoch=epoch, iteration=iteration))
+
+
+def restore(run: Run, content: dict[str, Any]) -> _State:
+    """Load a checkpoint's weights, optimiser, scaler, log, EMA, counters and RNG states into ``run``."""
+    ckpt.unwrap_model(run.module).load_state_dict(ckpt.strip_module_prefix(content["network_weights"]))
+    run.optimizer.load_state_dict(content["optimizer_state"])
+    if run.scaler is not None and content.get("grad_scaler_state") is not None:
+        run.scaler.load_state_dict(content["grad_scaler_state"])
+    if content.get("rng_state"):
+        ckpt.set_rng_state(content["rng_state"])
+    iteration = int(content.get("iteration", 0))
+    return _State(epoch=int(content["current_epoch"]), iteration=iteration,
+                  epoch_losses=list(content.get("epoch_train_losses") or []),
+                  epoch_start=content.get("epoch_start"), epoch_wait=float(content.get("epoch_wait") or 0.0),
+                  best_ema=content.get("_best_ema"),
+                  log=TrainingLog.from_state_dict(content.get("logging") or {}))
+
+
+# ---- the loop ----------------------------------------------------------------------------------------------------
+def _set_lr(run: Run, lr: float) -> None:
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _progress_bar(run: Run, epoch: int, start: int) -> Any:
+    if not (run.progress and run.dist.is_main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=run.config.iterations_per_epoch, initial=start, desc=f"epoch {epoch}", leave=False,
+                dynamic_ncols=True)
+
+
+def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
+    """Run the remaining training iterations of ``state.epoch``; False if interrupted (state saved)."""
+    cfg, epoch = run.config, state.epoch
+    run.model.train()
+    bar = _progress_bar(run, epoch, state.iteration)
+    pending: list[torch.Tensor] = []
+    batches = run.train_loader.batches(epoch, state.iteration, cfg.iterations_per_epoch)
+    try:
+        for it in range(state.iteration, cfg.iterations_per_epoch):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            state.epoch_wait += time.perf_counter() - t0
+            torch.manual_seed(iteration_seed(run.seed, run.dist.rank, TRAIN_STREAM, epoch, it))
+            data, seg = _to_device(batch, run.device)
+            if run.augment is not None:
+                data, seg = run.augment(data, seg)
+            inputs, targets = run.prepare(data, seg)
+            pending.append(train_step(run, inputs, targets))
+            state.iteration = it + 1
+            if bar is not None:
+                bar.update(1)
+            if ddp.any_rank(stop.requested, run.dist, run.device) and state.iteration < cfg.iterations_per_epoch:
+                state.epoch_losses.extend(float(x) for x in pending)
+                return False
+    finally:
+        batches.close()
+        if bar is not None:
+            bar.close()
+    state.epoch_losses.extend(float(x) for x in pending)
+    return True
+
+
+def _end_epoch(run: Run, state: _State, *, val_loss: float, dice: list[float], lr: float) -> None:
+    cfg = run.config
+    train_loss = ddp.mean_over_ranks(float(np.mean(state.epoch_losses)), run.dist, run.device)
+    end = time.time()
+    duration = max(end - (state.epoch_start or end), 1e-9)
+    ema = state.log.log_epoch(train_loss=train_loss, val_loss=val_loss, dice_per_class=dice, lr=lr,
+                              start=float(state.epoch_start or end), end=end,
+                              data_wait_share=min(1.0, state.epoch_wait / duration))
+    best = not math.isnan(ema) and (state.best_ema is None or ema > state.best_ema)
+    if best:
+        state.best_ema = ema
+    if run.logger is not None:
+        run.logger.epoch(state.log, state.epoch, total_epochs=cfg.epochs, best=best)
+    next_epoch = state.epoch + 1
+    state.epoch, state.iteration, state.epoch_losses = next_epoch, 0, []
+    state.epoch_start, state.epoch_wait = None, 0.0
+    if best:
+        _save(run, state, ckpt.BEST, epoch=next_epoch)
+    if cfg.checkpoint_every and next_epoch % cfg.checkpoint_every == 0 and next_epoch < cfg.epochs:
+        _save(run, state, ckpt.LATEST, epoch=next_epoch)
+
+
+def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupts: bool = True) -> Path:
+    """Train ``run`` to ``config.epochs``; writes checkpoints and logs into ``run.fold_dir`` (rank 0).
+
+    ``resume_from`` is a loaded checkpoint to continue from. Ctrl-C / SIGTERM save ``checkpoint_latest.pth`` at
+    the next iteration boundary and raise :class:`TrainingInterrupted`.
+    """
+    cfg = run.config
+    state = restore(run, resume_from) if resume_from is not None else _State(log=TrainingLog(ema_decay=cfg.ema_decay))
+    if state.epoch >= cfg.epochs:
+        log.info("Nothing to train: the run already finished %d epochs.", cfg.epochs)
+        return run.fold_dir
+    with _interrupt_handler(handle_interrupts) as stop:
+        while state.epoch < cfg.epochs:
+            lr = run.lr_at(state.epoch)
+            _set_lr(run, lr)
+            if state.epoch_start is None:
+                state.epoch_start = time.time()
+            if not _train_epoch(run, state, stop):
+                _interrupted(run, state)
+            val_loss, dice = validate(run, state.epoch)
+            _end_epoch(run, state, val_loss=val_loss, dice=dice, lr=lr)
+            if ddp.any_rank(stop.requested, run.dist, run.device) and state.epoch < cfg.epochs:
+                _interrupted(run, state)
+    _save(run, state, ckpt.FINAL, epoch=cfg.epochs)
+    if run.dist.is_main:
+        (run.fold_dir / ckpt.LATEST).unlink(missing_ok=True)
+    ddp.barrier(run.dist)
+    if run.logger is not None:
+        run.logger.text(f"Training finished: {cfg.epochs} epochs; best EMA pseudo-Dice {state.best_ema}.")
+    return run.fold_dir
+
+
+def _interrupted(run: Run, state: _State) -> None:
+    _save(run, state, ckpt.LATEST, epoch=state.epoch, iteration=state.iteration)
+    ddp.barrier(run.dist)
+    message = (f"Interrupted at epoch {state.epoch}, iteration {state.iteration}: saved "
+               f"{run.fold_dir / ckpt.LATEST}. Continue with --resume.")
+    if run.logger is not None:
+        run.logger.text(message)
+    raise TrainingInterrupted(message)
