@@ -1,0 +1,301 @@
+"""Export of predicted logits to the original geometry: resample, segment, revert crop and transpose (§7.3).
+
+The reference resamples the whole ``(K, volume)`` logits array in float64 on the CPU before it segments; for
+large CT with many classes that needs tens of GB. Here the logits are resampled slab by slab along the first axis
+(order-1 linear, or nearest along a separate-z axis, with the reference's align-corners-false mapping and edge
+clamping, i.e. what ``skimage.transform.resize(order=1, mode="edge")`` computes), each slab is segmented at once
+(argmax, or region thresholding in ``regions_class_order``) and written into the uncropped segmentation. Only one
+slab of resampled logits exists at a time, so peak memory stays bounded by the input logits plus the outputs.
+The same code runs on the CPU and on CUDA (logits on the GPU are exported on the GPU).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from autounet.errors import ConfigError, UsageError
+
+ANISOTROPY_THRESHOLD = 3.0
+DEFAULT_SLAB_BYTES = 256 * 2**20
+
+
+class LabelSemantics(Protocol):
+    """What export needs from :class:`autounet.labels.LabelSpec`."""
+
+    @property
+    def has_regions(self) -> bool: ...
+
+    @property
+    def regions_class_order(self) -> Sequence[int]: ...
+
+    @property
+    def foreground_labels(self) -> Sequence[int]: ...
+
+
+@dataclass(frozen=True)
+class CaseGeometry:
+    """Where a preprocessed case came from: everything needed to put a prediction back.
+
+    All shapes and the box are in the transposed axis order (the order the network saw), ``spacing`` is the
+    original image spacing in the reader's (untransposed) order.
+    """
+
+    shape_before_cropping: tuple[int, ...]
+    bbox: tuple[tuple[int, int], ...]
+    shape_after_cropping: tuple[int, ...]
+    spacing: tuple[float, ...]
+    transpose_forward: tuple[int, ...]
+    transpose_backward: tuple[int, ...]
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any], *, transpose_forward: Sequence[int],
+                        transpose_backward: Sequence[int]) -> CaseGeometry:
+        """Build from the preprocessing properties (``shape_before_cropping``, ``bbox_used_for_cropping``, ...)."""
+        try:
+            return cls(
+                shape_before_cropping=tuple(int(s) for s in properties["shape_before_cropping"]),
+                bbox=tuple((int(a), int(b)) for a, b in properties["bbox_used_for_cropping"]),
+                shape_after_cropping=tuple(int(s) for s in properties["shape_after_cropping_and_before_resampling"]),
+                spacing=tuple(float(s) for s in properties["spacing"]),
+                transpose_forward=tuple(int(t) for t in transpose_forward),
+                transpose_backward=tuple(int(t) for t in transpose_backward),
+            )
+        except KeyError as exc:
+            msg = f"Preprocessing properties lack {exc.args[0]!r}; cannot export the prediction."
+            raise ConfigError(msg) from exc
+
+    @property
+    def spacing_transposed(self) -> tuple[float, ...]:
+        """The original spacing in the network's axis order."""
+        return tuple(self.spacing[i] for i in self.transpose_forward)
+
+
+@dataclass(frozen=True)
+class ProbabilityResampling:
+    """Settings of ``resampling_probabilities`` (the reference default: order 1, nearest along separate z)."""
+
+    order: int = 1
+    order_z: int = 0
+    force_separate_z: bool | None = None
+    anisotropy_threshold: float = ANISOTROPY_THRESHOLD
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ProbabilityResampling:
+        """From a plans component's params; only orders 0 and 1 are supported for probabilities."""
+        spec = cls(order=int(params.get("order", 1)), order_z=int(params.get("order_z", 0)),
+                   force_separate_z=params.get("force_separate_z"),
+                   anisotropy_threshold=float(params.get("separate_z_anisotropy_threshold",
+                                                         params.get("anisotropy_threshold", ANISOTROPY_THRESHOLD))))
+        if spec.order not in (0, 1) or spec.order_z not in (0, 1):
+            msg = (f"Probability resampling of order {spec.order} (z order {spec.order_z}) is not supported at "
+                   "export; use order 0 or 1 in the plans' resampling_probabilities.")
+            raise ConfigError(msg)
+        return spec
+
+
+@dataclass
+class ExportResult:
+    """A prediction in the original array geometry: ``segmentation`` and optionally ``probabilities``."""
+
+    segmentation: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def separate_z_axis(current: Sequence[float], target: Sequence[float], *,
+                    force: bool | None = None, threshold: float = ANISOTROPY_THRESHOLD) -> int | None:
+    """The anisotropic axis resampled separately (nearest), or None (§4.3 decision rule)."""
+
+    def lowres_axes(spacing: Sequence[float]) -> list[int]:
+        top = max(spacing)
+        return [i for i, s in enumerate(spacing) if s == top]
+
+    def anisotropic(spacing: Sequence[float]) -> bool:
+        return max(spacing) / min(spacing) > threshold
+
+    if force is not None:
+        axes = lowres_axes(current) if force else []
+    elif anisotropic(current):
+        axes = lowres_axes(current)
+    elif anisotropic(target):
+        axes = lowres_axes(target)
+    else:
+        axes = []
+    return axes[0] if len(axes) == 1 else None
+
+
+def axis_plan(n_in: int, n_out: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Source indices ``(i0, i1)`` and weights ``w`` of one axis (``out = (1-w) x[i0] + w x[i1]``); None if equal.
+
+    Align-corners-false mapping ``src = (n_in / n_out)(dst + 0.5) - 0.5`` with edge clamping; order 0 takes the
+    nearest source sample (rounding half up, as ``scipy.ndimage.map_coordinates``).
+    """
+    if n_in == n_out:
+        return None
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    if order == 0:
+        idx = np.clip(np.floor(src + 0.5), 0, n_in - 1).astype(np.int64)
+        return idx, idx, np.zeros(n_out)
+    src = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, src - i0
+
+
+def _interp_axis(x: torch.Tensor, axis: int, plan: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                 offset: int = 0) -> torch.Tensor:
+    """Linear/nearest interpolation of ``x`` along ``axis`` with an :func:`axis_plan` (indices shifted by offset)."""
+    if plan is None:
+        return x
+    i0, i1, w = plan
+    dev = x.device
+    a = x.index_select(axis, torch.as_tensor(i0 - offset, device=dev))
+    if not np.any(w):
+        return a
+    b = x.index_select(axis, torch.as_tensor(i1 - offset, device=dev))
+    shape = [1] * x.ndim
+    shape[axis] = len(w)
+    weight = torch.as_tensor(w, dtype=x.dtype, device=dev).reshape(shape)
+    return a.lerp_(b, weight)
+
+
+class SlabResampler:
+    """Resamples ``(K, a0, a1, a2)`` to a target shape, one slab of output rows (axis 0) at a time."""
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], orders: Sequence[int]) -> None:
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.out_shape = tuple(int(s) for s in out_shape)
+        self.plans = [axis_plan(i, o, order) for i, o, order in zip(self.in_shape, self.out_shape, orders)]
+
+    @property
+    def identity(self) -> bool:
+        return all(p is None for p in self.plans)
+
+    def source_rows(self, start: int, stop: int) -> tuple[int, int]:
+        """Half-open range of input rows that output rows ``[start, stop)`` read."""
+        plan = self.plans[0]
+        if plan is None:
+            return start, stop
+        return int(plan[0][start:stop].min()), int(plan[1][start:stop].max()) + 1
+
+    def slab(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Output rows ``[start, stop)`` of the resampled ``x``."""
+        lo, hi = self.source_rows(start, stop)
+        part = x[:, lo:hi]
+        plan0 = self.plans[0]
+        if plan0 is not None:
+            part = _interp_axis(part, 1, (plan0[0][start:stop], plan0[1][start:stop], plan0[2][start:stop]), lo)
+        elif not part.is_floating_point():
+            part = part.float()
+        part = _interp_axis(part, 2, self.plans[1])
+        return _interp_axis(part, 3, self.plans[2])
+
+
+def resampling_orders(current_spacing: Sequence[float], target_spacing: Sequence[float],
+                      spec: ProbabilityResampling) -> tuple[int, ...]:
+    """Per-axis interpolation order: ``spec.order``, and ``spec.order_z`` on a separate-z axis."""
+    axis = separate_z_axis(current_spacing, target_spacing, force=spec.force_separate_z,
+                           threshold=spec.anisotropy_threshold)
+    return tuple(spec.order_z if i == axis else spec.order for i in range(len(current_spacing)))
+
+
+def segment_slab(logits: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+    """Label map of a logits slab: argmax (label mode) or sigmoid > 0.5 in ``regions_class_order``."""
+    if not labels.has_regions:
+        return logits.argmax(0)
+    seg = torch.zeros(logits.shape[1:], dtype=torch.int32, device=logits.device)
+    for i, label in enumerate(labels.regions_class_order):
+        seg[torch.sigmoid(logits[i]) > 0.5] = int(label)
+    return seg
+
+
+def probabilities_slab(logits: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+    """Softmax over channels (labels) or a per-channel sigmoid (regions), in float32."""
+    return torch.sigmoid(logits) if labels.has_regions else torch.softmax(logits, 0)
+
+
+def segmentation_dtype(labels: LabelSemantics) -> np.dtype:
+    """uint8 for fewer than 255 foreground labels, else uint16 (as the reference)."""
+    return np.dtype(np.uint8 if len(labels.foreground_labels) < 255 else np.uint16)
+
+
+def current_spacing_for(config_spacing: Sequence[float], case: CaseGeometry) -> tuple[float, ...]:
+    """Spacing of the network's grid: the configuration's, or for 2D the case's out-of-plane spacing first."""
+    if len(config_spacing) == len(case.shape_after_cropping):
+        return tuple(float(s) for s in config_spacing)
+    return (case.spacing_transposed[0], *(float(s) for s in config_spacing))
+
+
+def _slab_rows(n_rows: int, bytes_per_row: int, budget: int) -> int:
+    return max(1, min(n_rows, budget // max(1, bytes_per_row)))
+
+
+def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, config_spacing: Sequence[float],
+                  labels: LabelSemantics, resampling: ProbabilityResampling = ProbabilityResampling(),
+                  with_probabilities: bool = False, slab_bytes: int = DEFAULT_SLAB_BYTES) -> ExportResult:
+    """Segmentation (and probabilities) in the original array geometry from preprocessed-space logits.
+
+    Args:
+        logits: ``(K, *preprocessed_shape)`` float logits (CPU or CUDA tensor, or NumPy).
+        case: the case's crop box, shapes, original spacing and transposes.
+        config_spacing: the configuration's spacing (2 entries for 2D configurations).
+        labels: label semantics (label or region mode).
+        resampling: the plans' ``resampling_probabilities`` settings.
+        with_probabilities: also return ``(K, *original_shape)`` float32 probabilities; outside the crop box
+            background is 1 (label mode) or everything 0 (region mode).
+        slab_bytes: memory budget of one slab of resampled logits.
+    """
+    x = torch.as_tensor(logits)
+    if x.ndim != 4:
+        msg = f"Expected logits (K, a0, a1, a2), got shape {tuple(x.shape)}."
+        raise UsageError(msg)
+    if len(case.bbox) != 3 or any(b - a != s for (a, b), s in zip(case.bbox, case.shape_after_cropping)):
+        msg = f"Crop box {case.bbox} does not match the cropped shape {case.shape_after_cropping}."
+        raise ConfigError(msg)
+    orders = resampling_orders(current_spacing_for(config_spacing, case), case.spacing_transposed, resampling)
+    resampler = SlabResampler(x.shape[1:], case.shape_after_cropping, orders)
+    seg_full = np.zeros(case.shape_before_cropping, dtype=segmentation_dtype(labels))
+    probs_full = _empty_probabilities(x.shape[0], case, labels) if with_probabilities else None
+    out_rows = case.shape_after_cropping[0]
+    row_bytes = 4 * x.shape[0] * (math.prod(case.shape_after_cropping[1:]) * 3 + math.prod(x.shape[2:]) * 2)
+    step = _slab_rows(out_rows, row_bytes, slab_bytes)
+    (z0, _), (y0, y1), (x0, x1) = case.bbox
+    for start in range(0, out_rows, step):
+        stop = min(out_rows, start + step)
+        slab = resampler.slab(x, start, stop).float()
+        target = (slice(z0 + start, z0 + stop), slice(y0, y1), slice(x0, x1))
+        if probs_full is not None:
+            probs = probabilities_slab(slab, labels)
+            probs_full[(slice(None), *target)] = probs.cpu().numpy()
+            seg = segment_slab_from_probabilities(probs, labels)
+        else:
+            seg = segment_slab(slab, labels)
+        seg_full[target] = seg.cpu().numpy()
+        del slab
+    segmentation = np.ascontiguousarray(seg_full.transpose(case.transpose_backward))
+    if probs_full is not None:
+        axes = (0, *(t + 1 for t in case.transpose_backward))
+        probs_full = np.ascontiguousarray(probs_full.transpose(axes))
+    return ExportResult(segmentation=segmentation, probabilities=probs_full)
+
+
+def segment_slab_from_probabilities(probs: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+    """Label map of a probability slab (argmax, or > 0.5 in ``regions_class_order``)."""
+    if not labels.has_regions:
+        return probs.argmax(0)
+    seg = torch.zeros(probs.shape[1:], dtype=torch.int32, device=probs.device)
+    for i, label in enumerate(labels.regions_class_order):
+        seg[probs[i] > 0.5] = int(label)
+    return seg
+
+
+def _empty_probabilities(k: int, case: CaseGeometry, labels: LabelSemantics) -> np.ndarray:
+    probs = np.zeros((k, *case.shape_before_cropping), dtype=np.float32)
+    if not labels.has_regions:
+        probs[0] = 1.0
+    return probs
