@@ -225,17 +225,3 @@ class _ChannelView:
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.array[key[1:]])[None]
-
-
-def one_hot_previous(prev: Any, foreground_labels: Sequence[int]) -> Any:
-    """One-hot channels of the previous stage's segmentation over the foreground labels (cascade input).
-
-    ``prev`` is a ``(B, *spatial)`` integer tensor; the result is ``(B, len(labels), *spatial)`` in float32.
-    """
-    import torch
-
-    labels = torch.as_tensor(list(foreground_labels), device=prev.device, dtype=prev.dtype)
-    shape = (1, len(foreground_labels)) + (1,) * (prev.ndim - 1)
-    return (prev[:, None] == labels.view(shape)).to(torch.float32)
-
-

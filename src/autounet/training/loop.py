@@ -32,7 +32,8 @@ from autounet.training.logging import RunLogger, TrainingLog
 log = get_logger(__name__)
 LossFn = Callable[[Any, Any], torch.Tensor]
 DiceStatsFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+AugmentFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, Any]]
+PrepareFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
 
@@ -53,8 +54,9 @@ class Run:
         loss_fn: ``loss_fn(outputs, targets)``; outputs and targets are lists under deep supervision.
         dice_stats: per-class ``(tp, fp, fn)`` of the highest-resolution output against its target.
         lr_at: learning rate of an epoch (poly schedule).
-        augment: on-device batch augmentation ``(data, seg) -> (data, seg)`` for training, or ``None``.
-        prepare: ``(data, seg) -> (inputs, targets)`` after augmentation (masking, -1 → 0, cascade, regions, DS).
+        augment: training batch pipeline on the device ``(data, seg, generator) -> (inputs, targets)``:
+            augmentation, then masking, -1 → 0, cascade one-hot, regions and the deep-supervision targets.
+        prepare: the validation pipeline ``(data, seg) -> (inputs, targets)`` (the same steps, no augmentation).
         train_loader / val_loader: batch loaders of the fold.
         device / dist: training device and DDP context.
         seed: the run's base seed.
@@ -72,8 +74,8 @@ class Run:
     loss_fn: LossFn
     dice_stats: DiceStatsFn
     lr_at: Callable[[int], float]
-    augment: Transform | None
-    prepare: Transform
+    augment: AugmentFn
+    prepare: PrepareFn
     train_loader: BatchLoader
     val_loader: BatchLoader | None
     device: torch.device
@@ -132,6 +134,15 @@ def iteration_seed(seed: int, rank: int, stream: int, epoch: int, iteration: int
                % (2**63 - 1))
 
 
+def _seeded(run: Run, stream: int, epoch: int, iteration: int) -> torch.Generator:
+    """Reseed torch's global generator for this iteration and return a device generator with the same seed."""
+    seed = iteration_seed(run.seed, run.dist.rank, stream, epoch, iteration)
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=run.device)
+    generator.manual_seed(seed)
+    return generator
+
+
 # ---- one step ----------------------------------------------------------------------------------------------------
 def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     data = batch.data if isinstance(batch.data, torch.Tensor) else torch.from_numpy(batch.data)
@@ -176,7 +187,7 @@ def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
     losses, tp, fp, fn = [], None, None, None
     with torch.no_grad():
         for it, batch in enumerate(run.val_loader.batches(epoch, 0, run.config.val_iterations)):
-            torch.manual_seed(iteration_seed(run.seed, run.dist.rank, VAL_STREAM, epoch, it))
+            _seeded(run, VAL_STREAM, epoch, it)
             data, seg = _to_device(batch, run.device)
             inputs, targets = run.prepare(data, seg)
             with _autocast(run):
@@ -261,11 +272,9 @@ def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
             t0 = time.perf_counter()
             batch = next(batches)
             state.epoch_wait += time.perf_counter() - t0
-            torch.manual_seed(iteration_seed(run.seed, run.dist.rank, TRAIN_STREAM, epoch, it))
+            generator = _seeded(run, TRAIN_STREAM, epoch, it)
             data, seg = _to_device(batch, run.device)
-            if run.augment is not None:
-                data, seg = run.augment(data, seg)
-            inputs, targets = run.prepare(data, seg)
+            inputs, targets = run.augment(data, seg, generator)
             pending.append(train_step(run, inputs, targets))
             state.iteration = it + 1
             if bar is not None:

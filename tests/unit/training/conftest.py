@@ -56,7 +56,6 @@ def make_fake_run(fold_dir, *, store=None, epochs=3, iters=4, seed=3, augment=No
     from autounet.training.data import BatchLoader
     from autounet.training.logging import RunLogger
     from autounet.training.loop import Run
-    from autounet.training.targets import remove_negative
 
     torch.manual_seed(0)
     store = store or FakeStore(n_cases=3, shape=(12, 12, 12))
@@ -78,11 +77,11 @@ def make_fake_run(fold_dir, *, store=None, epochs=3, iters=4, seed=3, augment=No
         return ((p & g).sum((1, 2, 3, 4)).float(), (p & ~g).sum((1, 2, 3, 4)).float(),
                 (~p & g).sum((1, 2, 3, 4)).float())
 
-    def noise(data, seg):
-        return data + 0.1 * torch.randn_like(data), seg
+    def noise(data, seg, generator):
+        return data + 0.1 * torch.randn(data.shape, generator=generator), seg.clamp_min(0)
 
     def prepare(data, seg):
-        return data, remove_negative(seg)
+        return data, seg.clamp_min(0)
 
     ids = store.case_ids()
     common = dict(batch_size=2, patch_size=(8, 8, 8), final_patch_size=(8, 8, 8), oversample=0.33, seed=seed,

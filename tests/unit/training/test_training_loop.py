@@ -57,11 +57,11 @@ def test_ctrl_c_saves_and_resume_is_bit_identical(tmp_path: Path, fake_run, inte
 
     calls = {"n": 0}
 
-    def interrupting(data, seg):
+    def interrupting(data, seg, generator):
         calls["n"] += 1
         if calls["n"] == interrupt_at:
             os.kill(os.getpid(), signal.SIGINT)
-        return data + 0.1 * torch.randn_like(data), seg
+        return data + 0.1 * torch.randn(data.shape, generator=generator), seg.clamp_min(0)
 
     run = fake_run(tmp_path / "b", epochs=3, augment=interrupting)
     with pytest.raises(TrainingInterrupted):

@@ -1,0 +1,83 @@
+"""``autounet train DATASET CONFIG FOLD``: train one fold with the reference recipe or a shorter budget."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+NAME = "train"
+HELP = "train one fold of one configuration (reference recipe; flags for what users change)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``autounet train``."""
+    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
+    parser.add_argument("configuration", metavar="CONFIG", help="configuration (2d, 3d_fullres, 3d_lowres, ...)")
+    parser.add_argument("fold", metavar="FOLD", help="fold 0-4 (higher: random 80:20 split) or 'all'")
+    parser.add_argument("--budget", choices=("reference", "short"), default="reference",
+                        help="schedule preset: reference (1000 x 250 iterations) or short (CPU-sized, ~35 min on "
+                             "2 cores for Hippocampus); other flags override it")
+    parser.add_argument("--epochs", type=int, help="number of epochs")
+    parser.add_argument("--iters-per-epoch", type=int, dest="iterations_per_epoch", help="training batches per epoch")
+    parser.add_argument("--val-iters", type=int, dest="val_iterations", help="validation batches per epoch")
+    parser.add_argument("--lr", type=float, dest="initial_lr", help="initial learning rate (poly schedule)")
+    parser.add_argument("--batch-size", type=int, help="total batch size (default: the plans')")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="training device (default auto)")
+    parser.add_argument("--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("--pretrained", metavar="CKPT", help="initialise from these weights (fresh start only)")
+    parser.add_argument("--seed", type=int, help="base seed (default: random, stored for resume)")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic algorithms (bit-identical reruns on CPU)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", default=None,
+                        help="do not torch.compile the network (compile is only used on CUDA)")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                        help="no mixed precision on CUDA")
+    parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
+    parser.add_argument("--resume", action="store_true", help="continue from the fold's latest checkpoint")
+    parser.add_argument("--continue-epochs", type=int, default=0, metavar="N",
+                        help="extend a finished (or interrupted) run by N epochs")
+    parser.add_argument("--checkpoint-every", type=int, help="write checkpoint_latest every N epochs (default 1)")
+    parser.add_argument("--augmentation", metavar="PRESET|FILE", help="augmentation preset name or JSON file")
+    parser.add_argument("-j", "--workers", type=int, help="patch-reading loader threads (default 2)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--trainer-name", help="first part of the model folder name (default nnUNetTrainer)")
+    parser.add_argument("--overwrite", action="store_true", help="start over even if checkpoints exist")
+    parser.add_argument("--json", action="store_true", help="print the result folder and final values as JSON")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("epochs", "iterations_per_epoch", "val_iterations", "initial_lr", "batch_size", "device", "pretrained",
+             "seed", "deterministic", "compile", "amp", "channels_last", "checkpoint_every", "augmentation",
+             "workers", "threads", "trainer_name")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    """Train, then print the fold folder (and the last epoch's values with ``--json``)."""
+    import json
+
+    from autounet.training import TrainingConfig, train
+
+    config = TrainingConfig.preset(args.budget, **_overrides(args))
+    workspace = ctx.workspace()
+    dataset = workspace.find_dataset(args.dataset)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
+    if args.fold != "all" and not args.fold.isdigit():
+        from autounet.errors import UsageError
+
+        raise UsageError(f"FOLD must be a non-negative integer or 'all', got {args.fold!r}.")
+    fold = args.fold if args.fold == "all" else int(args.fold)
+    fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
+                     resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
+                     distributed=distributed, progress=ctx.progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if args.json:
+        lines = (fold_dir / "training_log.jsonl").read_text().splitlines() if (
+            fold_dir / "training_log.jsonl").is_file() else []
+        last = json.loads(lines[-1]) if lines else None
+        print(json.dumps({"fold_dir": str(fold_dir), "last_epoch": last}, allow_nan=True))
+    else:
+        print(fold_dir)
+    return 0

@@ -1,0 +1,312 @@
+"""Assemble a training run from a workspace: plans, labels, splits, loaders, augmentation, network, optimiser.
+
+:func:`train` is the stage's entry point (``autounet.training.train``). It writes the result folder in the
+reference's layout::
+
+    results/DatasetXXX_Name/<Trainer>__<Plans>__<Config>/
+        plans.json  dataset.json  dataset_fingerprint.json
+        fold_X/  training_config.json  training_log_*.txt  training_log.jsonl  progress.png
+                 checkpoint_final.pth  checkpoint_best.pth  [checkpoint_latest.pth while training]
+
+The final full-volume validation is not done here (the pipeline runs inference on the fold's validation cases).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autounet._atomic import write_json_atomic
+from autounet._log import get_logger
+from autounet.errors import UsageError
+from autounet.schemas.plans import ConfigurationPlan, Plans, load_plans
+from autounet.schemas.training import TrainingConfig, save_training_config
+from autounet.training import checkpoint as ckpt
+from autounet.training import ddp
+from autounet.training.data import BatchLoader, PreviousStage
+from autounet.training.logging import RunLogger
+from autounet.training.loop import Run, fit
+from autounet.training.sampler import rank_batch_and_oversampling
+from autounet.workspace import DATASET_JSON, FINGERPRINT_JSON, PLANS_JSON, Workspace, fold_dir_name
+
+log = get_logger(__name__)
+TRAINING_CONFIG_JSON = "training_config.json"
+RUNTIME_FIELDS = ("device", "workers", "prefetch", "threads", "compile", "amp", "channels_last")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a run reads: plans, the configuration, label semantics, dataset.json and the case store folder."""
+
+    plans: Plans
+    plan: ConfigurationPlan
+    labels: Any
+    dataset_json: dict[str, Any]
+    data_folder: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; an unavailable device raises ``UsageError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA device is available.")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError("--device mps requested but MPS is not available.")
+    return torch.device(name)
+
+
+def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, plans_name: str) -> Inputs:
+    """Read plans, the resolved configuration, ``dataset.json`` and the label semantics of a dataset."""
+    from autounet.labels import LabelSpec
+    from autounet.schemas._base import read_json
+    from autounet.schemas.dataset import load_dataset_spec
+
+    plans = load_plans(workspace.plans_file(dataset_name, plans_name))
+    plan = plans.configuration(configuration)
+    ds_path = workspace.preprocessed_dataset_json(dataset_name)
+    labels = LabelSpec.from_dataset_spec(load_dataset_spec(ds_path))
+    folder = workspace.preprocessed_data(dataset_name, plan.data_identifier)
+    if not folder.is_dir():
+        raise UsageError(f"Preprocessed data {folder} not found: run `autounet preprocess -d {dataset_name} "
+                         f"-c {configuration}` first.")
+    return Inputs(plans=plans, plan=plan, labels=labels, dataset_json=read_json(ds_path, what="dataset.json"),
+                  data_folder=folder)
+
+
+def _configure_torch(config: TrainingConfig, device: torch.device) -> None:
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def ds_loss_weights(n_outputs: int, *, ddp_without_compile: bool = False) -> list[float]:
+    """Deep-supervision weights ``1/2^i``, the lowest resolution set to 0 (1e-6 under DDP), normalised."""
+    weights = [1 / 2**i for i in range(n_outputs)]
+    if n_outputs > 1:
+        weights[-1] = 1e-6 if ddp_without_compile else 0.0
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans, model_dir: Path) -> None:
+    """``plans.json``, ``dataset.json`` and ``dataset_fingerprint.json`` beside the folds (rank 0)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(model_dir / PLANS_JSON, plans.to_dict())
+    for name, src in ((DATASET_JSON, workspace.preprocessed_dataset_json(dataset_name)),
+                      (FINGERPRINT_JSON, workspace.fingerprint_file(dataset_name))):
+        if src.is_file():
+            tmp = model_dir / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            tmp.replace(model_dir / name)
+
+
+def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epochs: int) -> TrainingConfig:
+    """The stored run's settings, with this invocation's runtime fields and extended epochs."""
+    stored = TrainingConfig.from_dict(content["training_config"]) if "training_config" in content else given
+    runtime = {name: getattr(given, name) for name in RUNTIME_FIELDS}
+    cfg = stored.replace(**runtime)
+    if continue_epochs:
+        cfg = cfg.replace(epochs=cfg.epochs + continue_epochs)
+    return cfg
+
+
+def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
+          config: TrainingConfig, plans_name: str = "nnUNetPlans", resume: bool = False, continue_epochs: int = 0,
+          overwrite: bool = False, distributed: bool = False, progress: bool = False) -> Path:
+    """Train one fold of one configuration; returns the fold folder.
+
+    Args:
+        workspace: the workspace (plans and preprocessed data must exist).
+        dataset_name: ``DatasetXXX_Name``.
+        configuration: a configuration of the plans (``3d_fullres``, ``2d``, ...).
+        fold: 0..4 (or beyond: random 80:20) or ``"all"``.
+        config: the training settings.
+        plans_name: plans identifier.
+        resume: continue from ``checkpoint_latest`` (or final / best) with all states restored.
+        continue_epochs: with ``resume``, train N epochs more than the finished run had.
+        overwrite: start from scratch even if the fold folder holds checkpoints.
+        distributed: join the torchrun process group (one process per device).
+        progress: show a progress bar.
+    """
+    if continue_epochs and not resume:
+        resume = True
+    device = resolve_device(config.device)
+    dist_ctx = ddp.setup(device.type) if distributed else ddp.DistContext()
+    if dist_ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist_ctx.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
+                      resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
+                      dist_ctx=dist_ctx, progress=progress)
+    finally:
+        ddp.teardown(dist_ctx)
+
+
+def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
+           plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
+           dist_ctx: ddp.DistContext, progress: bool) -> Path:
+    inputs = load_inputs(workspace, dataset_name, configuration, plans_name)
+    model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=config.trainer_name)
+    fold_dir = model_dir / fold_dir_name(fold)
+    content = _resume_content(fold_dir, resume=resume, overwrite=overwrite, device=device)
+    if content is not None:
+        config = _resume_config(config, content, continue_epochs)
+    if config.pretrained and content is not None:
+        raise UsageError("--pretrained only applies to a fresh start, not to --resume.")
+    _configure_torch(config, device)
+    seed = config.seed if config.seed is not None else int(content["seed"]) if content else secrets.randbelow(2**31)
+    seed = ddp.broadcast_int(seed, dist_ctx, device)
+    if dist_ctx.is_main:
+        _copy_model_dir_files(workspace, dataset_name, inputs.plans, model_dir)
+        save_training_config(fold_dir / TRAINING_CONFIG_JSON, config)
+    run = build_run(workspace, dataset_name, inputs, fold, fold_dir=fold_dir, config=config, device=device,
+                    dist_ctx=dist_ctx, seed=seed, progress=progress)
+    try:
+        return fit(run, resume_from=content)
+    finally:
+        run.train_loader.close()
+        if run.val_loader is not None:
+            run.val_loader.close()
+
+
+def _resume_content(fold_dir: Path, *, resume: bool, overwrite: bool, device: torch.device) -> dict[str, Any] | None:
+    found = ckpt.find_resume_checkpoint(fold_dir) if fold_dir.is_dir() else None
+    if resume:
+        if found is None:
+            log.warning("--resume: no checkpoint in %s; training from scratch.", fold_dir)
+            return None
+        log.info("Resuming from %s.", found)
+        return ckpt.load_checkpoint(found, map_location=device)
+    if found is not None and not overwrite:
+        raise UsageError(f"{fold_dir} already holds {found.name}. Use --resume to continue it (or "
+                         "--continue-epochs N to extend a finished run), or delete the folder to start over.")
+    return None
+
+
+def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int | str, *, fold_dir: Path,
+              config: TrainingConfig, device: torch.device, dist_ctx: ddp.DistContext, seed: int,
+              progress: bool = False) -> Run:
+    """Make every component of a run (loaders, augmentation, network, optimiser, loss) for :func:`fit`."""
+    from autounet import augmentation, networks
+    from autounet.preprocessing import CaseStore
+    from autounet.training.splits import fold_cases
+
+    plan, labels = inputs.plan, inputs.labels
+    store = CaseStore(inputs.data_folder)
+    if dist_ctx.is_main:
+        train_ids, val_ids = fold_cases(workspace.splits_file(dataset_name), store.case_ids(), fold)
+    ddp.barrier(dist_ctx)
+    if not dist_ctx.is_main:
+        train_ids, val_ids = fold_cases(workspace.splits_file(dataset_name), store.case_ids(), fold)
+    cascade = plan.previous_stage is not None
+    global_batch = config.batch_size or plan.batch_size
+    batch, oversample = rank_batch_and_oversampling(global_batch, config.oversample_foreground, dist_ctx.rank,
+                                                    dist_ctx.world) if dist_ctx.enabled else \
+        (global_batch, config.oversample_foreground)
+    aug = augmentation.build(
+        config.augmentation, patch_size=plan.patch_size,
+        deep_supervision_strides=plan.network.strides if config.deep_supervision else None,
+        use_mask_for_norm=[bool(c.params.get("use_mask_for_norm", False)) for c in plan.normalization],
+        cascade_labels=labels.foreground_labels if cascade else None,
+        regions=labels.regions if labels.has_regions else None,
+        ignore_label=labels.ignore_label if labels.has_regions else None)
+    previous = None
+    if cascade:
+        prev_dir = workspace.model_dir(dataset_name, str(plan.previous_stage), plans_name=inputs.plans.plans_name,
+                                       trainer=config.trainer_name) / "predicted_next_stage" / plan.name
+        previous = PreviousStage(prev_dir)
+    common = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
+                  probabilistic=config.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
+                  workers=config.workers, prefetch=config.prefetch, previous_stage=previous,
+                  pin_memory=device.type == "cuda")
+    train_loader = BatchLoader(store, train_ids, patch_size=aug.initial_patch_size, stream=2 * dist_ctx.rank,
+                               **common)
+    val_loader = BatchLoader(store, val_ids, patch_size=plan.patch_size, stream=2 * dist_ctx.rank + 1, **common) \
+        if config.val_iterations else None
+
+    in_channels = len(plan.normalization) + (len(labels.foreground_labels) if cascade else 0)
+    module = networks.build(plan.network, in_channels=in_channels, num_outputs=labels.num_outputs,
+                            deep_supervision=config.deep_supervision, channels_last=config.channels_last).to(device)
+    if config.pretrained:
+        copied = ckpt.load_pretrained(module, config.pretrained)
+        log.info("Initialised %d tensors from %s.", len(copied), config.pretrained)
+    model: torch.nn.Module = module
+    compiled = config.compile and device.type == "cuda"
+    if dist_ctx.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compiled:
+        model = torch.compile(model)
+    optimizer = torch.optim.SGD(module.parameters(), lr=config.initial_lr, momentum=config.momentum,
+                                nesterov=True, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and config.amp else None
+    n_heads = len(plan.network.strides) - 1 if config.deep_supervision else 1
+    loss_fn, dice_stats = _loss_components(labels, batch_dice=plan.batch_dice, n_heads=n_heads,
+                                           ddp_without_compile=dist_ctx.enabled and not compiled, device=device,
+                                           dist_ctx=dist_ctx)
+    lr_at = _schedule(config)
+
+    def augment(data: torch.Tensor, seg: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
+        out = aug(data, seg, generator=generator)
+        return _memory_format(out.image, config.channels_last), out.target
+
+    def prepare(data: torch.Tensor, seg: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        out = aug.validation(data, seg)
+        return _memory_format(out.image, config.channels_last), out.target
+
+    extra = {
+        "init_args": {"plans": inputs.plans.to_dict(), "configuration": plan.name, "fold": fold,
+                      "dataset_json": inputs.dataset_json, "device": str(device)},
+        "trainer_name": config.trainer_name,
+        "inference_allowed_mirroring_axes": tuple(aug.mirror_axes),
+    }
+    return Run(fold_dir=fold_dir, config=config, model=model, module=module, optimizer=optimizer, scaler=scaler,
+               loss_fn=loss_fn, dice_stats=dice_stats, lr_at=lr_at, augment=augment, prepare=prepare,
+               train_loader=train_loader, val_loader=val_loader, device=device, seed=seed, dist=dist_ctx,
+               checkpoint_extra=extra, logger=RunLogger(fold_dir, enabled=dist_ctx.is_main), progress=progress)
+
+
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    if not channels_last:
+        return x
+    fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
+    return x.contiguous(memory_format=fmt)
+
+
+def _loss_components(labels: Any, *, batch_dice: bool, n_heads: int, ddp_without_compile: bool,
+                     device: torch.device, dist_ctx: ddp.DistContext) -> tuple[Any, Any]:
+    """The Dice+CE (or region Dice+BCE) loss with deep-supervision weights, and the pseudo-Dice statistics."""
+    from autounet.training import losses
+
+    weights = ds_loss_weights(n_heads, ddp_without_compile=ddp_without_compile)
+    loss = losses.build_loss(labels, batch_dice=batch_dice, deep_supervision_weights=weights if n_heads > 1 else None,
+                             ddp=dist_ctx.enabled)
+
+    def dice_stats(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return losses.pseudo_dice_stats(output, target, labels=labels)
+
+    return loss, dice_stats
+
+
+def _schedule(config: TrainingConfig) -> Any:
+    from autounet.training import schedules
+
+    def lr_at(epoch: int) -> float:
+        return schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent)
+
+    return lr_at
+
+
+__all__ = ["Inputs", "build_run", "ds_loss_weights", "load_inputs", "resolve_device", "train"]
