@@ -1,0 +1,183 @@
+"""Raw dataset discovery: ``DatasetXXX_Name/{dataset.json, imagesTr, labelsTr, imagesTs}`` as the reference finds it.
+
+Case ids come from ``imagesTr`` files named ``{CASE}_{CCCC}{file_ending}``; a case's channel files are those
+matching ``{CASE}_\\d{4}{file_ending}`` (sorted); its label is ``labelsTr/{CASE}{file_ending}``. With the explicit
+``dataset`` key of dataset.json, the listed files are used instead (paths relative to the dataset folder).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autounet._log import get_logger
+from autounet.errors import DatasetError
+from autounet.schemas.dataset import CaseEntry, DatasetSpec, load_dataset_spec
+from autounet.workspace import DATASET_JSON, Workspace
+
+_log = get_logger(__name__)
+
+IMAGES_TR, LABELS_TR, IMAGES_TS = "imagesTr", "labelsTr", "imagesTs"
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case: one image file per channel file (sorted by channel index) and the label, if any."""
+
+    images: tuple[Path, ...]
+    label: Path | None = None
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """A raw dataset folder with its parsed ``dataset.json`` and discovered training cases.
+
+    Attributes:
+        name: folder name (``Dataset004_Hippocampus``).
+        root: the dataset folder.
+        spec: the parsed ``dataset.json``.
+        cases: ``case id -> CaseFiles``, sorted by case id.
+        stray_files: files in ``imagesTr`` with the dataset's ending that are not named ``{CASE}_{CCCC}{ending}``.
+    """
+
+    name: str
+    root: Path
+    spec: DatasetSpec
+    cases: dict[str, CaseFiles]
+    stray_files: tuple[Path, ...] = field(default=())
+
+    @property
+    def case_ids(self) -> list[str]:
+        """Sorted case ids."""
+        return list(self.cases)
+
+    @property
+    def dataset_json(self) -> Path:
+        """Path of ``dataset.json``."""
+        return self.root / DATASET_JSON
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the cases come from dataset.json's ``dataset`` key."""
+        return self.spec.dataset is not None
+
+    def example_image(self) -> Path | None:
+        """The first image of the first case (used to choose the reader, as the reference does)."""
+        for files in self.cases.values():
+            if files.images:
+                return files.images[0]
+        return None
+
+    def reader_name(self) -> str:
+        """The reader for this dataset: ``overwrite_image_reader_writer`` when it names a known reader, else
+        automatic selection by file ending probing the first image."""
+        from autounet.io import READERS, reader_for
+
+        override = self.spec.overwrite_image_reader_writer
+        if override is not None:
+            if override in READERS:
+                return READERS.canonical(override)
+            _log.warning("%s: overwrite_image_reader_writer %r is not a known reader (%s); choosing automatically.",
+                         self.dataset_json, override, ", ".join(READERS.names()))
+        return reader_for(self.spec.file_ending, example=self.example_image())
+
+    def test_cases(self) -> dict[str, tuple[Path, ...]]:
+        """Channel files of the cases in ``imagesTs`` (empty when the folder is absent)."""
+        return group_channel_files(self.root / IMAGES_TS, self.spec.file_ending)[0]
+
+
+def channel_file_pattern(file_ending: str) -> re.Pattern[str]:
+    """``^(CASE)_(CCCC)<ending>$``."""
+    return re.compile(rf"^(?P<case>.+)_(?P<channel>\d{{4}}){re.escape(file_ending)}$")
+
+
+def group_channel_files(folder: Path, file_ending: str) -> tuple[dict[str, tuple[Path, ...]], tuple[Path, ...]]:
+    """Group ``{CASE}_{CCCC}{ending}`` files of ``folder`` by case id (sorted by name).
+
+    Returns ``(cases, stray)``: ``stray`` are files with the ending that do not follow the channel naming.
+    Hidden files (``.``/``_`` prefixes, e.g. macOS ``._`` files) are ignored.
+    """
+    if not folder.is_dir():
+        return {}, ()
+    pattern = channel_file_pattern(file_ending)
+    groups: dict[str, list[Path]] = {}
+    stray: list[Path] = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith((".", "_")) or not entry.name.endswith(file_ending):
+            continue
+        match = pattern.match(entry.name)
+        if match is None:
+            stray.append(Path(entry.path))
+            continue
+        groups.setdefault(match["case"], []).append(Path(entry.path))
+    return {case: tuple(groups[case]) for case in sorted(groups)}, tuple(stray)
+
+
+def _explicit_cases(root: Path, listing: Mapping[str, CaseEntry], environ: Mapping[str, str] | None
+                    ) -> dict[str, CaseFiles]:
+    def resolve(p: str) -> Path:
+        if environ is not None:
+            p = _expand(p, environ)
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else root / path
+
+    return {case: CaseFiles(images=tuple(resolve(p) for p in entry.images),
+                            label=None if entry.label is None else resolve(entry.label))
+            for case, entry in sorted(listing.items())}
+
+
+def _expand(text: str, environ: Mapping[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: environ.get(m[1] or m[2], m[0]), text)
+
+
+def discover(root: Path, spec: DatasetSpec, *, environ: Mapping[str, str] | None = None
+             ) -> tuple[dict[str, CaseFiles], tuple[Path, ...]]:
+    """Cases of a raw dataset folder (explicit listing or ``imagesTr``/``labelsTr``) and stray files."""
+    if spec.dataset is not None:
+        return _explicit_cases(root, spec.dataset, environ), ()
+    groups, stray = group_channel_files(root / IMAGES_TR, spec.file_ending)
+    labels = root / LABELS_TR
+    cases = {}
+    for case, images in groups.items():
+        label = labels / f"{case}{spec.file_ending}"
+        cases[case] = CaseFiles(images=images, label=label if label.exists() else None)
+    return cases, stray
+
+
+def locate_dataset(dataset: str | int | os.PathLike[str] | RawDataset, workspace: Workspace | None = None) -> Path:
+    """The folder of a dataset given by path, id or name (id and name need ``workspace``)."""
+    if isinstance(dataset, RawDataset):
+        return dataset.root
+    text = os.fspath(dataset) if not isinstance(dataset, int) else str(dataset)
+    path = Path(text).expanduser()
+    if path.is_dir() and not isinstance(dataset, int) and not text.isdigit():
+        return path.resolve()
+    if workspace is None:
+        msg = f"Dataset {text!r} is not a folder; give its path, or a workspace to look ids and names up in."
+        raise DatasetError(msg)
+    folder = workspace.raw_dataset(workspace.find_dataset(text))
+    if not folder.is_dir():
+        msg = f"Dataset {text!r} has no raw folder: {folder} does not exist."
+        raise DatasetError(msg)
+    return folder
+
+
+def open_raw_dataset(dataset: str | int | os.PathLike[str], workspace: Workspace | None = None, *,
+                     environ: Mapping[str, str] | None = None) -> RawDataset:
+    """Open a raw dataset by path, id (``4``) or name (``Dataset004_Hippocampus``).
+
+    Args:
+        dataset: folder path, id or name (ids and names are looked up in ``workspace.raw``).
+        workspace: the workspace for ids and names.
+        environ: variables to expand in explicit ``dataset`` listing paths (``$VAR``); ``None`` expands nothing.
+
+    Raises:
+        DatasetError: the dataset cannot be found; SchemaError: its dataset.json is missing or invalid.
+    """
+    root = locate_dataset(dataset, workspace)
+    spec = load_dataset_spec(root / DATASET_JSON)
+    cases, stray = discover(root, spec, environ=environ)
+    return RawDataset(name=root.name, root=root, spec=spec, cases=cases, stray_files=stray)
