@@ -24,6 +24,35 @@ DEFAULT_TRAINER = "nnUNetTrainer"
 DEFAULT_ROOT_NAME = "autounet_workspace"
 DATASET_DIR_PATTERN = re.compile(r"^Dataset(\d{3})_(.+)$")
 
+# ---- validation artefacts (evaluation, post-processing, ensembling, model selection, report) -------------------
+SUMMARY_JSON = "summary.json"
+VALIDATION_DIR = "validation"
+POSTPROCESSING_JSON = "postprocessing.json"
+POSTPROCESSED_DIR = "postprocessed"
+ENSEMBLES_DIR = "ensembles"
+ENSEMBLE_JSON = "ensemble.json"
+INFERENCE_INFORMATION_JSON = "inference_information.json"
+INFERENCE_INSTRUCTIONS_TXT = "inference_instructions.txt"
+REPORT_DIR = "report"
+REPORT_HTML = "index.html"
+PROBABILITIES_ENDING = ".npz"
+PROBABILITIES_META_ENDING = ".meta.json"
+
+
+def folds_tag(folds: tuple[int, ...] | list[int]) -> str:
+    """``0_1_2_3_4`` from ``(0, 1, 2, 3, 4)``."""
+    return "_".join(str(f) for f in folds)
+
+
+def crossval_dir_name(folds: tuple[int, ...] | list[int]) -> str:
+    """``crossval_results_folds_0_1_2_3_4``: the merged validation predictions of one trained model."""
+    return f"crossval_results_folds_{folds_tag(folds)}"
+
+
+def ensemble_dir_name(model_a: str, model_b: str, folds: tuple[int, ...] | list[int]) -> str:
+    """``ensemble___<A>___<B>___0_1_2_3_4`` (the reference's naming)."""
+    return f"ensemble___{model_a}___{model_b}___{folds_tag(folds)}"
+
 
 def dataset_dir_name(dataset_id: int, name: str) -> str:
     """``Dataset004_Hippocampus`` from ``(4, "Hippocampus")``."""
