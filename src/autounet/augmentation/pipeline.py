@@ -210,12 +210,39 @@ class Augmenter:
         )
 
     def __call__(self, image: torch.Tensor, seg: torch.Tensor, *, generator: torch.Generator) -> AugmentedBatch:
-        """Augment a batch: draw parameters from ``generator``, then :meth:`apply` them."""
+        """Augment a training batch and build its targets: draw parameters from ``generator``, then apply them."""
         params = self.make_params(image.shape[0], channels=image.shape[1], generator=generator)
         return self.apply(image, seg, params)
 
     def apply(self, image: torch.Tensor, seg: torch.Tensor, params: AugmentationParams) -> AugmentedBatch:
-        """Apply recorded parameters: spatial, intensity, mirroring, then the target steps."""
+        """Apply recorded parameters: :meth:`apply_augmentation`, then :meth:`apply_targets`."""
+        image, seg = self.apply_augmentation(image, seg, params)
+        return self.apply_targets(image, seg, params)
+
+    def augment(self, image: torch.Tensor, seg: torch.Tensor, *,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Steps 1-12 only (spatial, intensity, mirroring, masking): ``(image, seg)`` at the final patch size.
+
+        ``seg`` keeps the label -1 outside the mask; pass both to :meth:`prepare` for the targets.
+        """
+        params = self.make_params(image.shape[0], channels=image.shape[1], generator=generator)
+        return self.apply_augmentation(image, seg, params)
+
+    def prepare(self, image: torch.Tensor, seg: torch.Tensor, *, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
+        """Steps 13-16 (label -1 to 0, cascade one-hot, regions, deep supervision): ``(inputs, targets)``.
+
+        With a ``generator`` (training) the cascade's one-hot channels are perturbed; without (validation) not.
+        """
+        params = None
+        if generator is not None and self.cascade_labels:
+            params = self.make_params(image.shape[0], channels=image.shape[1], generator=generator)
+        out = self.apply_targets(image, seg, params)
+        return out.image, out.target
+
+    def apply_augmentation(self, image: torch.Tensor, seg: torch.Tensor,
+                           params: AugmentationParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spatial, intensity and mirroring transforms, then masking (steps 1-12) with recorded parameters."""
         self._check(image, seg, params.mirror.flip.shape[0])
         cfg = self.config
         image, seg = self._spatial(image, seg, params.spatial)
@@ -228,12 +255,31 @@ class Augmenter:
         image = intensity.apply_gamma(image, params.gamma, invert=cfg.gamma.invert)
         image, seg = mirror.apply(image, params.mirror), mirror.apply(seg, params.mirror)
         image = targets.mask_image(image, seg, self.mask_channels)
-        return self._finish(image, seg, params)
+        return image, seg
+
+    def apply_targets(self, image: torch.Tensor, seg: torch.Tensor,
+                      params: AugmentationParams | None) -> AugmentedBatch:
+        """Label -1 to background, cascade channels (perturbed with ``params``), regions, deep supervision."""
+        seg = targets.remove_label(seg)
+        if self.cascade_labels:
+            n_img = image.shape[1]
+            image, seg = cascade.move_seg_to_onehot(image, seg, self.cascade_labels)
+            if params is not None and params.binary_operator is not None and params.remove_component is not None:
+                image = cascade.apply_binary_operator(image, params.binary_operator, first_channel=n_img)
+                image = cascade.apply_remove_component(
+                    image, params.remove_component, first_channel=n_img,
+                    max_fraction=self.config.cascade.max_component_fraction)
+        target: torch.Tensor = seg
+        if self.regions is not None:
+            target = targets.to_regions(seg, self.regions, ignore_label=self.ignore_label)
+        if self.deep_supervision_scales is not None:
+            return AugmentedBatch(image, targets.deep_supervision_targets(target, self.deep_supervision_scales))
+        return AugmentedBatch(image, target)
 
     def validation(self, image: torch.Tensor, seg: torch.Tensor) -> AugmentedBatch:
         """The validation pipeline on final-size patches: the target steps only, no augmentation."""
         self._check(image, seg, image.shape[0], expected=self.patch_size)
-        return self._finish(image, seg, None)
+        return self.apply_targets(image, seg, None)
 
     # -- steps ----------------------------------------------------------------------------------------------------
 
@@ -251,24 +297,6 @@ class Augmenter:
                                    segmentation_mode=mode)
         assert seg2 is not None  # spatial.apply returns a segmentation when given one
         return (img2.view(b, c, depth, *self.patch_size[1:]), seg2.view(b, s, depth, *self.patch_size[1:]))
-
-    def _finish(self, image: torch.Tensor, seg: torch.Tensor,
-                params: AugmentationParams | None) -> AugmentedBatch:
-        seg = targets.remove_label(seg)
-        if self.cascade_labels:
-            n_img = image.shape[1]
-            image, seg = cascade.move_seg_to_onehot(image, seg, self.cascade_labels)
-            if params is not None and params.binary_operator is not None and params.remove_component is not None:
-                image = cascade.apply_binary_operator(image, params.binary_operator, first_channel=n_img)
-                image = cascade.apply_remove_component(
-                    image, params.remove_component, first_channel=n_img,
-                    max_fraction=self.config.cascade.max_component_fraction)
-        target: torch.Tensor = seg
-        if self.regions is not None:
-            target = targets.to_regions(seg, self.regions, ignore_label=self.ignore_label)
-        if self.deep_supervision_scales is not None:
-            return AugmentedBatch(image, targets.deep_supervision_targets(target, self.deep_supervision_scales))
-        return AugmentedBatch(image, target)
 
     def _check(self, image: torch.Tensor, seg: torch.Tensor, batch_size: int,
                expected: Sequence[int] | None = None) -> None:
