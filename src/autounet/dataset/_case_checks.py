@@ -1,0 +1,237 @@
+"""Per-case checks of ``verify`` (run in worker processes; everything here is picklable)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autounet.errors import AutounetError
+from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles
+from autounet.io import ImageGeometry
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: ``check`` is a short machine-readable name (``missing_label``, ``spacing_mismatch``, ...)."""
+
+    check: str
+    message: str
+    case: str | None = None
+    file: str | None = None
+
+    def __str__(self) -> str:
+        where = " ".join(x for x in (f"case {self.case}:" if self.case else "", f"{self.file}:" if self.file else "")
+                         if x)
+        return f"{where} {self.message}" if where else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "case": self.case, "file": self.file, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Geometry tolerances between the channels and the label of a case.
+
+    Attributes:
+        spacing_rtol: relative spacing difference allowed per axis.
+        origin_atol_mm: absolute origin difference allowed per axis (mm).
+        direction_atol: absolute difference allowed per direction-cosine entry.
+    """
+
+    spacing_rtol: float = 1e-3
+    origin_atol_mm: float = 1e-3
+    direction_atol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What every per-case check needs to know about the dataset."""
+
+    n_channels: int
+    file_ending: str
+    reader: str | None
+    expected_labels: tuple[int, ...] | None
+    tolerances: Tolerances
+    explicit: bool
+
+
+@dataclass
+class _Findings:
+    case: str
+    problems: list[Problem]
+    warnings: list[Problem]
+
+    def error(self, check: str, message: str, file: Path | str | None = None) -> None:
+        self.problems.append(Problem(check, message, case=self.case, file=None if file is None else str(file)))
+
+    def warn(self, check: str, message: str, file: Path | str | None = None) -> None:
+        self.warnings.append(Problem(check, message, case=self.case, file=None if file is None else str(file)))
+
+
+def check_case(case: str, files: CaseFiles, ctx: CaseContext) -> tuple[list[Problem], list[Problem]]:
+    """All per-case checks of one case; returns ``(problems, warnings)``."""
+    out = _Findings(case, [], [])
+    if not ctx.explicit:
+        _check_channel_names(files, ctx, out)
+    if files.label is None or not files.label.exists():
+        expected = files.label or f"{LABELS_TR}/{case}{ctx.file_ending}"
+        out.error("missing_label", "label file is missing", expected)
+    if ctx.reader is None:
+        return out.problems, out.warnings
+    images = [_read_image(p, ctx, out) for p in files.images]
+    label = _read_label(files.label, ctx, out) if files.label is not None and files.label.exists() else None
+    readable = [(p, r) for p, r in zip(files.images, images) if r is not None]
+    if len(readable) == len(files.images):
+        n = sum(r[0].shape[0] for _, r in readable)
+        if n != ctx.n_channels and not _channel_files_missing(files, ctx):
+            out.error("channel_count", f"the image files hold {n} channel(s) but dataset.json declares "
+                      f"{ctx.n_channels}", files.images[0])
+    if readable:
+        _check_geometry(readable, label, files.label, ctx.tolerances, out)
+    return out.problems, out.warnings
+
+
+# ---- channel files ---------------------------------------------------------------------------------------------
+def _indices(files: CaseFiles, ctx: CaseContext) -> list[int]:
+    pattern = re.compile(rf"_(\d{{4}}){re.escape(ctx.file_ending)}$")
+    return [int(m[1]) for p in files.images if (m := pattern.search(p.name))]
+
+
+def _channel_files_missing(files: CaseFiles, ctx: CaseContext) -> bool:
+    """Whether a missing/extra channel *file* was already reported (then the channel count says nothing new)."""
+    return not ctx.explicit and sorted(_indices(files, ctx)) != list(range(ctx.n_channels)) and \
+        len(files.images) != 1
+
+
+def _check_channel_names(files: CaseFiles, ctx: CaseContext, out: _Findings) -> None:
+    present = set(_indices(files, ctx))
+    folder = files.images[0].parent if files.images else Path(IMAGES_TR)
+    if len(files.images) == 1 and present == {0} and ctx.n_channels > 1:
+        return  # one file may hold several channels (RGB, 4D); the channel count check decides
+    for i in range(ctx.n_channels):
+        if i not in present:
+            out.error("missing_channel", f"channel file {i:04d} is missing (dataset.json declares {ctx.n_channels} "
+                      "channel(s))", folder / f"{out.case}_{i:04d}{ctx.file_ending}")
+    for i in sorted(present - set(range(ctx.n_channels))):
+        out.error("extra_channel", f"channel file {i:04d} is not declared (dataset.json declares "
+                  f"{ctx.n_channels} channel(s): indices 0000-{ctx.n_channels - 1:04d})",
+                  folder / f"{out.case}_{i:04d}{ctx.file_ending}")
+
+
+# ---- reading -----------------------------------------------------------------------------------------------------
+def _read_image(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
+    from autounet.io import get_reader
+
+    try:
+        array, geometry = get_reader(ctx.reader or "").read_one(path, segmentation=False)
+    except AutounetError as exc:
+        out.error("unreadable", _strip_path(str(exc), path), path)
+        return None
+    if array.size == 0:
+        out.error("empty_image", f"image has no voxels (shape {array.shape[1:]})", path)
+        return array, geometry
+    if np.issubdtype(array.dtype, np.floating):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            n_nan = int(np.count_nonzero(np.isnan(array)))
+            out.error("nan_inf", f"image has {n_nan} NaN and {bad - n_nan} infinite voxel(s)", path)
+            return array, geometry
+    lo, hi = array.min(), array.max()
+    if lo == hi:
+        out.error("empty_image", f"image is constant (every voxel is {lo.item():g}); it carries no information",
+                  path)
+    return array, geometry
+
+
+def _read_label(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
+    from autounet.io import get_reader
+
+    try:
+        seg, geometry = get_reader(ctx.reader or "").read_segmentation(path)
+    except AutounetError as exc:
+        out.error("unreadable", _strip_path(str(exc), path), path)
+        return None
+    if seg.size == 0:
+        out.error("empty_image", f"label has no voxels (shape {seg.shape[1:]})", path)
+        return seg, geometry
+    values = _label_values(seg, path, out)
+    if values is not None and ctx.expected_labels is not None:
+        _check_label_values(values, ctx.expected_labels, path, out)
+    return seg, geometry
+
+
+def _label_values(seg: np.ndarray, path: Path, out: _Findings) -> np.ndarray | None:
+    if np.issubdtype(seg.dtype, np.floating):
+        finite = np.isfinite(seg)
+        if not finite.all():
+            out.error("nan_inf", f"label has {int(seg.size - finite.sum())} NaN/infinite voxel(s)", path)
+            return None
+        frac = seg != np.round(seg)
+        if frac.any():
+            examples = ", ".join(f"{v:g}" for v in np.unique(seg[frac])[:5])
+            out.error("non_integer_labels", f"label has {int(frac.sum())} voxel(s) with non-integer values "
+                      f"(e.g. {examples}); labels must be whole numbers (was it resampled with interpolation?)", path)
+            return None
+    if np.issubdtype(seg.dtype, np.unsignedinteger) and seg.dtype.itemsize <= 2:
+        counts = np.bincount(seg.ravel())
+        return np.flatnonzero(counts)
+    return np.unique(seg)
+
+
+def _check_label_values(values: np.ndarray, expected: tuple[int, ...], path: Path, out: _Findings) -> None:
+    present = [int(v) for v in values]
+    unexpected = sorted(set(present) - set(expected))
+    if unexpected and set(present) <= {0, 255} and 255 not in expected:
+        out.error("mask_0_255", "label is a 0/255 mask (foreground stored as 255); store the foreground as 1 "
+                  f"(e.g. seg // 255). Declared label values: {list(expected)}", path)
+    elif unexpected:
+        out.error("undeclared_labels", f"label values {unexpected} are not declared in dataset.json (declared: "
+                  f"{list(expected)}; found: {present})", path)
+    if present == [0]:
+        out.warn("empty_label", "label contains only background", path)
+
+
+def _strip_path(message: str, path: Path) -> str:
+    return message.replace(f" {path}", "").replace(str(path), "the file")
+
+
+# ---- geometry ----------------------------------------------------------------------------------------------------
+def _check_geometry(images: list[tuple[Path, tuple[np.ndarray, ImageGeometry]]],
+                    label: tuple[np.ndarray, ImageGeometry] | None, label_path: Path | None, tol: Tolerances,
+                    out: _Findings) -> None:
+    ref_path, (ref_array, ref_geom) = images[0]
+    for path, (array, geom) in images[1:]:
+        _compare(ref_array.shape[1:], ref_geom, array.shape[1:], geom, tol, out, path,
+                 f"channel file {Path(path).name} vs {Path(ref_path).name}")
+    if label is not None and label_path is not None:
+        _compare(ref_array.shape[1:], ref_geom, label[0].shape[1:], label[1], tol, out, label_path,
+                 f"label vs image {Path(ref_path).name}")
+
+
+def _compare(shape_a: tuple[int, ...], a: ImageGeometry, shape_b: tuple[int, ...], b: ImageGeometry,
+             tol: Tolerances, out: _Findings, file: Path, what: str) -> None:
+    if tuple(shape_a) != tuple(shape_b):
+        out.error("shape_mismatch", f"{what}: shape {tuple(shape_b)} != {tuple(shape_a)}", file)
+        return
+    sa, sb = np.asarray(a.spacing), np.asarray(b.spacing)
+    diff = np.abs(sa - sb)
+    if np.any(diff > tol.spacing_rtol * np.maximum(np.abs(sa), np.abs(sb))):
+        out.error("spacing_mismatch", f"{what}: spacing {_fmt(sb)} != {_fmt(sa)} (difference {_fmt(diff)}, "
+                  f"tolerance {tol.spacing_rtol:g} relative)", file)
+    if len(a.origin) == len(b.origin) and a.reader == b.reader and not a.reader.startswith("natural"):
+        od = np.abs(np.asarray(a.origin) - np.asarray(b.origin))
+        if od.max() > tol.origin_atol_mm:
+            out.error("origin_mismatch", f"{what}: origin {_fmt(b.origin)} != {_fmt(a.origin)} (difference "
+                      f"{_fmt(od)} mm, tolerance {tol.origin_atol_mm:g} mm)", file)
+        dd = np.abs(np.asarray(a.direction) - np.asarray(b.direction))
+        if dd.max() > tol.direction_atol:
+            out.error("direction_mismatch", f"{what}: direction {_fmt(b.direction)} != {_fmt(a.direction)} "
+                      f"(largest difference {dd.max():.3g}, tolerance {tol.direction_atol:g})", file)
+
+
+def _fmt(values: Any) -> str:
+    return "(" + ", ".join(f"{float(v):.6g}" for v in values) + ")"
