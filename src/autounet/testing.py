@@ -9,15 +9,19 @@ along the coarse axis and about a dozen in-plane. A small U-Net learns them in a
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from autounet.errors import DatasetError
 from autounet.io import ImageGeometry, write_image, write_segmentation
 from autounet.schemas.dataset import DatasetSpec, save_dataset_spec
-from autounet.workspace import DATASET_JSON
+from autounet.workspace import DATASET_DIR_PATTERN, DATASET_JSON, Workspace, dataset_dir_name
 
 #: per channel: (ellipsoid contrast, tube contrast) added to the background (in noise standard deviations x 4)
 _CONTRASTS = ((1.0, 2.0), (2.0, 0.8), (0.5, 1.5), (1.5, 0.5))
@@ -127,3 +131,75 @@ def make_synthetic_dataset(root: str | os.PathLike[str], *, n_cases: int = 12, s
                        extra={"name": root.name, "description": f"autounet synthetic dataset (seed {seed})"})
     save_dataset_spec(spec, root / DATASET_JSON)
     return root
+
+
+# ---- the demo's dataset ------------------------------------------------------------------------------------------
+SYNTHETIC_ID, SYNTHETIC_NAME, IMPORTED_ID = 998, "Synthetic", 999
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def _label_values_of(labels: Sequence[Path]) -> dict[str, int]:
+    """``{"background": 0, "label_1": 1, ...}`` from the values found in label files."""
+    from autounet.io import read_segmentation
+
+    values: set[int] = set()
+    for path in labels:
+        seg, _ = read_segmentation(path)
+        values.update(int(v) for v in np.unique(seg))
+    return {"background": 0, **{f"label_{v}": v for v in sorted(values - {0})}}
+
+
+def prepare_demo_dataset(workspace: Workspace, source: str | os.PathLike[str] | None = None, *,
+                         dataset_id: int | None = None, n_cases: int = 16, shape: Sequence[int] = (24, 64, 64),
+                         spacing: Sequence[float] = (3.0, 1.0, 1.0), n_channels: int = 1, seed: int = 0,
+                         clean: bool = False) -> tuple[str, str]:
+    """Put the demo's dataset into ``workspace.raw`` and return ``(dataset name, what was done)``.
+
+    Without ``source`` a synthetic dataset is generated (``Dataset998_Synthetic``). ``source`` may be a raw dataset
+    folder (with dataset.json; copied, hard-linked where possible) or a folder with ``images/`` and ``labels/``
+    (imported; label names ``label_N`` from the values found). An existing target is reused unless ``clean``.
+    """
+    from autounet.dataset.importer import _prepare_target, import_folders, pair_cases
+
+    if source is None:
+        name = dataset_dir_name(dataset_id if dataset_id is not None else SYNTHETIC_ID, SYNTHETIC_NAME)
+        target = workspace.raw_dataset(name)
+        if target.exists() and not clean:
+            return name, "reusing"
+        _prepare_target(workspace, int(name[7:10]), SYNTHETIC_NAME, clean=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=workspace.raw))
+        make_synthetic_dataset(tmp, n_cases=n_cases, shape=shape, spacing=spacing, n_channels=n_channels, seed=seed)
+        _swap_in(tmp, target)
+        return name, "generated"
+    src = Path(source).expanduser().resolve()
+    short = re.sub(r"[^A-Za-z0-9\-]", "", DATASET_DIR_PATTERN.sub(r"\2", src.name)) or "Imported"
+    name = src.name if DATASET_DIR_PATTERN.match(src.name) else dataset_dir_name(
+        dataset_id if dataset_id is not None else IMPORTED_ID, short)
+    target = workspace.raw_dataset(name)
+    if src == target.resolve() or (target.exists() and not clean):
+        return name, "reusing"
+    if (src / DATASET_JSON).is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=workspace.raw))
+        shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+        _swap_in(tmp, target)
+        return name, "copied"
+    if (src / "images").is_dir() and (src / "labels").is_dir():
+        pairs, _ = pair_cases([src / "images"], src / "labels", n_channels=1)
+        labels = _label_values_of([p.label for p in pairs.values()])
+        result = import_folders(src / "images", src / "labels", workspace=workspace, dataset_id=int(name[7:10]),
+                                name=name[11:], channels=("image",), label_values=labels, link=True, clean=True)
+        return result.dataset_name, f"imported {len(result.cases)} cases ({len(result.unpaired)} unpaired skipped)"
+    msg = f"{src} is neither a raw dataset (no dataset.json) nor a folder with images/ and labels/."
+    raise DatasetError(msg)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
