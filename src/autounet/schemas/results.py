@@ -24,6 +24,7 @@ SUMMARY_SCHEMA = "autounet/evaluation_summary"
 POSTPROCESSING_SCHEMA = "autounet/postprocessing"
 ENSEMBLE_SCHEMA = "autounet/ensemble"
 INFERENCE_INFO_SCHEMA = "autounet/inference_information"
+PROBABILITIES_SCHEMA = "autounet/probabilities"
 SCHEMA_VERSION = 1
 
 #: Metric names in the order they are written (the reference's eight, then the surface metrics).
@@ -380,6 +381,46 @@ def save_postprocessing(path: str | os.PathLike[str], decision: PostprocessingDe
                         provenance: Mapping[str, Any] | None = None) -> None:
     """Write a ``postprocessing.json`` atomically."""
     save_record(path, decision.to_dict(provenance=provenance))
+
+
+# ---- saved probabilities ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbabilityRecord:
+    """Metadata written beside a case's saved probabilities (``<case>.meta.json`` next to ``<case>.npz``).
+
+    Attributes:
+        case: case id.
+        shape: shape of the stored array ``(K, a0, a1, a2)`` (original image geometry, channel first).
+        geometry: the ``ImageGeometry.to_dict()`` of the source image (to write segmentations in place).
+        labels: ``LabelSpec.to_dict()`` (label mapping and ``regions_class_order``): channel ``i`` is label ``i``
+            in label mode (softmax), region ``i`` in region mode (sigmoid).
+        file_ending: segmentation file ending of the predictions beside it.
+    """
+
+    case: str
+    shape: tuple[int, ...]
+    geometry: dict[str, Any]
+    labels: dict[str, Any]
+    file_ending: str
+
+    def to_dict(self, *, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The on-disk record."""
+        body = {"case": self.case, "shape": list(self.shape), "file_ending": self.file_ending,
+                "geometry": dict(self.geometry), "labels": dict(self.labels)}
+        return wrap(PROBABILITIES_SCHEMA, SCHEMA_VERSION, body, provenance=provenance)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "probabilities record") -> ProbabilityRecord:
+        """Validate a record written by :meth:`to_dict`."""
+        data = unwrap(data, schema=PROBABILITIES_SCHEMA, version=SCHEMA_VERSION, where=where)
+        check_keys(data, required=("schema", "schema_version", "case", "shape", "geometry", "labels", "file_ending"),
+                   allowed=("provenance",), where=where)
+        if not isinstance(data["geometry"], dict) or not isinstance(data["labels"], dict):
+            msg = f"{where}: geometry and labels must be objects."
+            raise SchemaError(msg)
+        return cls(case=str(data["case"]), shape=tuple(int(v) for v in data["shape"]),
+                   geometry=dict(data["geometry"]), labels=dict(data["labels"]),
+                   file_ending=str(data["file_ending"]))
 
 
 # ---- ensembles and model selection -----------------------------------------------------------------------------
