@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from autounet.errors import ConfigError, UsageError
+from autounet.preprocessing.resample import ANISOTROPY_THRESHOLD, RESAMPLERS, resample, separate_z_axis
+from autounet.schemas.plans import ComponentSpec
 
-ANISOTROPY_THRESHOLD = 3.0
 DEFAULT_SLAB_BYTES = 256 * 2**20
 
 
@@ -78,25 +79,34 @@ class CaseGeometry:
 
 @dataclass(frozen=True)
 class ProbabilityResampling:
-    """Settings of ``resampling_probabilities`` (the reference default: order 1, nearest along separate z)."""
+    """The plans' ``resampling_probabilities`` (reference default: order 1, nearest along a separate-z axis).
+
+    The ``default`` resampler with orders 0/1 runs slab-wise here (bounded memory, on the logits' device). Any
+    other registered resampler (``component``) is applied to the whole array with
+    :func:`autounet.preprocessing.resample.resample` first, which is correct but not memory-bounded.
+    """
 
     order: int = 1
     order_z: int = 0
     force_separate_z: bool | None = None
-    anisotropy_threshold: float = ANISOTROPY_THRESHOLD
+    threshold: float = ANISOTROPY_THRESHOLD
+    component: ComponentSpec | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> ProbabilityResampling:
-        """From a plans component's params; only orders 0 and 1 are supported for probabilities."""
-        spec = cls(order=int(params.get("order", 1)), order_z=int(params.get("order_z", 0)),
-                   force_separate_z=params.get("force_separate_z"),
-                   anisotropy_threshold=float(params.get("separate_z_anisotropy_threshold",
-                                                         params.get("anisotropy_threshold", ANISOTROPY_THRESHOLD))))
-        if spec.order not in (0, 1) or spec.order_z not in (0, 1):
-            msg = (f"Probability resampling of order {spec.order} (z order {spec.order_z}) is not supported at "
-                   "export; use order 0 or 1 in the plans' resampling_probabilities.")
-            raise ConfigError(msg)
-        return spec
+    def from_component(cls, component: ComponentSpec) -> ProbabilityResampling:
+        """From the plans component; unknown resampler names raise ``ConfigError`` with suggestions."""
+        name = RESAMPLERS.canonical(component.name)
+        params = dict(component.params)
+        order, order_z = int(params.get("order", 1)), int(params.get("order_z", 0))
+        if name == "default" and order in (0, 1) and order_z in (0, 1) and not params.get("is_seg", False):
+            return cls(order=order, order_z=order_z, force_separate_z=params.get("force_separate_z"),
+                       threshold=float(params.get("threshold", ANISOTROPY_THRESHOLD)))
+        return cls(component=component)
+
+    @property
+    def slab_wise(self) -> bool:
+        """Whether the resampling runs slab-wise (the default resampler with order 0 or 1)."""
+        return self.component is None
 
 
 @dataclass
@@ -105,28 +115,6 @@ class ExportResult:
 
     segmentation: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def separate_z_axis(current: Sequence[float], target: Sequence[float], *,
-                    force: bool | None = None, threshold: float = ANISOTROPY_THRESHOLD) -> int | None:
-    """The anisotropic axis resampled separately (nearest), or None (§4.3 decision rule)."""
-
-    def lowres_axes(spacing: Sequence[float]) -> list[int]:
-        top = max(spacing)
-        return [i for i, s in enumerate(spacing) if s == top]
-
-    def anisotropic(spacing: Sequence[float]) -> bool:
-        return max(spacing) / min(spacing) > threshold
-
-    if force is not None:
-        axes = lowres_axes(current) if force else []
-    elif anisotropic(current):
-        axes = lowres_axes(current)
-    elif anisotropic(target):
-        axes = lowres_axes(target)
-    else:
-        axes = []
-    return axes[0] if len(axes) == 1 else None
 
 
 def axis_plan(n_in: int, n_out: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -199,8 +187,8 @@ class SlabResampler:
 def resampling_orders(current_spacing: Sequence[float], target_spacing: Sequence[float],
                       spec: ProbabilityResampling) -> tuple[int, ...]:
     """Per-axis interpolation order: ``spec.order``, and ``spec.order_z`` on a separate-z axis."""
-    axis = separate_z_axis(current_spacing, target_spacing, force=spec.force_separate_z,
-                           threshold=spec.anisotropy_threshold)
+    axis = separate_z_axis(current_spacing, target_spacing, force_separate_z=spec.force_separate_z,
+                           threshold=spec.threshold)
     return tuple(spec.order_z if i == axis else spec.order for i in range(len(current_spacing)))
 
 
@@ -257,7 +245,12 @@ def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, conf
     if len(case.bbox) != 3 or any(b - a != s for (a, b), s in zip(case.bbox, case.shape_after_cropping)):
         msg = f"Crop box {case.bbox} does not match the cropped shape {case.shape_after_cropping}."
         raise ConfigError(msg)
-    orders = resampling_orders(current_spacing_for(config_spacing, case), case.spacing_transposed, resampling)
+    current = current_spacing_for(config_spacing, case)
+    if not resampling.slab_wise:
+        assert resampling.component is not None
+        x = torch.from_numpy(resample(x.float().cpu().numpy(), case.shape_after_cropping, current,
+                                      case.spacing_transposed, resampling.component))
+    orders = resampling_orders(current, case.spacing_transposed, resampling) if resampling.slab_wise else (1, 1, 1)
     resampler = SlabResampler(x.shape[1:], case.shape_after_cropping, orders)
     seg_full = np.zeros(case.shape_before_cropping, dtype=segmentation_dtype(labels))
     probs_full = _empty_probabilities(x.shape[0], case, labels) if with_probabilities else None

@@ -16,7 +16,6 @@ from autounet.inference.export import (
     SlabResampler,
     axis_plan,
     export_logits,
-    separate_z_axis,
 )
 
 
@@ -71,15 +70,6 @@ def test_axis_plan_nearest_rounds_like_scipy():
     expected = map_coordinates(np.arange(4.0), [src], order=0, mode="nearest")
     assert np.array_equal(i0, expected.astype(int)) and np.array_equal(i0, i1) and not w.any()
     assert axis_plan(5, 5, 1) is None
-
-
-def test_separate_z_rule():
-    assert separate_z_axis((3.5, 1, 1), (1, 1, 1)) == 0
-    assert separate_z_axis((1, 1, 1), (1, 1, 4)) == 2
-    assert separate_z_axis((1, 1, 1), (1, 1, 2)) is None
-    assert separate_z_axis((0.24, 1.25, 1.25), (1, 1, 1)) is None  # two axes tie for the maximum
-    assert separate_z_axis((1, 1, 2), (1, 1, 1), force=True) == 2
-    assert separate_z_axis((1, 1, 5), (1, 1, 1), force=False) is None
 
 
 def _case(**kw):
@@ -156,7 +146,26 @@ def test_uint16_for_many_labels():
     assert res.segmentation.dtype == np.uint16 and res.segmentation[0, 0, 1] == 299
 
 
-def test_probability_resampling_rejects_order_3():
+def test_probability_resampling_from_plans_component():
     from autounet.errors import ConfigError
-    with pytest.raises(ConfigError, match="order 3"):
-        ProbabilityResampling.from_params({"order": 3})
+    from autounet.schemas.plans import ComponentSpec
+
+    default = ProbabilityResampling.from_component(
+        ComponentSpec("default", {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None}))
+    assert default.slab_wise and default.order == 1 and default.order_z == 0
+    cubic = ProbabilityResampling.from_component(ComponentSpec("default", {"order": 3}))
+    assert not cubic.slab_wise
+    with pytest.raises(ConfigError, match="Did you mean"):
+        ProbabilityResampling.from_component(ComponentSpec("defualt", {}))
+
+
+def test_whole_array_fallback_for_other_orders():
+    logits = np.random.default_rng(1).normal(size=(2, 4, 5, 6)).astype(np.float32)
+    case = _case(shape_before_cropping=(7, 5, 6), bbox=((0, 7), (0, 5), (0, 6)), shape_after_cropping=(7, 5, 6))
+    from autounet.schemas.plans import ComponentSpec
+    spec = ProbabilityResampling.from_component(ComponentSpec("default", {"order": 3, "order_z": 0}))
+    res = export_logits(logits, case, config_spacing=(7 / 4, 1, 1), labels=Labels(foreground_labels=(1,)),
+                        resampling=spec)
+    from autounet.preprocessing.resample import resample_data_or_seg_to_shape
+    expected = resample_data_or_seg_to_shape(logits, (7, 5, 6), (7 / 4, 1, 1), (1, 1, 1), order=3).argmax(0)
+    np.testing.assert_array_equal(res.segmentation, expected)
