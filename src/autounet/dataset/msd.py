@@ -49,7 +49,7 @@ def split_4d(src: Path, dst_folder: Path, case: str) -> int:
     spacing, origin = image.GetSpacing()[:3], image.GetOrigin()[:3]
     direction = tuple(np.asarray(image.GetDirection()).reshape(4, 4)[:3, :3].ravel())
     for c in range(array.shape[0]):
-        channel = sitk.GetImageFromArray(array[c])
+        channel = sitk.GetImageFromArray(array[c], isVector=False)
         channel.SetSpacing(spacing)
         channel.SetOrigin(origin)
         channel.SetDirection(direction)

@@ -53,11 +53,11 @@ def image_from_array(array: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
         if c != 1:
             msg = f"Writing several channels of a 2D image is not supported (got {c} channels)."
             raise ImageIOError(msg)
-        image = sitk.GetImageFromArray(array[0, 0])
+        image = sitk.GetImageFromArray(array[0, 0], isVector=False)
     elif c == 1:
-        image = sitk.GetImageFromArray(array[0])
+        image = sitk.GetImageFromArray(array[0], isVector=False)
     else:
-        image = sitk.GetImageFromArray(array)  # (c, z, y, x) -> 4D image, channels on the 4th axis
+        image = sitk.GetImageFromArray(array, isVector=False)  # (c, z, y, x) -> 4D image, channels on the 4th axis
     if image.GetDimension() == 4:
         d = np.eye(4)
         d[:3, :3] = np.asarray(geometry.direction).reshape(3, 3)
