@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-j", "--workers", type=int, default=None,
                         help=f"fingerprint worker processes (default {default_workers()})")
     parser.add_argument("--json", action="store_true", help="print the written plans as JSON")
+    parser.add_argument("--preprocess", action="store_true",
+                        help="then preprocess the planned configurations (as `autounet preprocess`)")
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
                                 plans_name=args.plans_name, target_spacing=args.target_spacing,
                                 configurations=args.configurations, clean=args.clean,
                                 workers=args.workers or default_workers(), progress=ctx.progress)
+    if args.preprocess:
+        from autounet.cli.preprocess import preprocess_dataset
+        preprocess_dataset(ctx, result.plans.dataset_name, result.plans.plans_name, args.configurations,
+                           workers=args.workers, clean=False, echo=not args.json)
     if args.json:
         print(json.dumps(result.plans.to_dict(), indent=2))
         return 0

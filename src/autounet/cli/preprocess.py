@@ -1,0 +1,54 @@
+"""``autounet preprocess DATASET``: crop, normalize and resample the training cases into the case store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+NAME = "preprocess"
+HELP = "preprocess the labelled cases for the planned configurations (resumable; --clean redoes everything)"
+DEFAULT_PLANS = "nnUNetPlans"
+
+
+def default_workers() -> int:
+    """Worker processes by default: 4 (each holds one case in memory), at most the CPU count."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``autounet preprocess``."""
+    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or folder")
+    parser.add_argument("-c", "--configurations", nargs="+", metavar="CONFIG",
+                        help="configurations to preprocess (default: all in the plans; a cascade shares "
+                             "3d_fullres's data)")
+    parser.add_argument("--plans", default=DEFAULT_PLANS, metavar="NAME", help=f"plans name (default {DEFAULT_PLANS})")
+    parser.add_argument("-j", "--workers", type=int, default=None,
+                        help=f"worker processes (default {default_workers()}; each holds one case)")
+    parser.add_argument("--clean", action="store_true",
+                        help="delete stored cases and redo them all (default: keep up-to-date cases)")
+
+
+def preprocess_dataset(ctx: Any, dataset_name: str, plans_name: str, configurations: list[str] | None, *,
+                       workers: int | None, clean: bool, echo: bool = True) -> int:
+    """Load the plans, run preprocessing and print one line per configuration (also used by ``plan --preprocess``)."""
+    from autounet.preprocessing import run as run_preprocessing
+    from autounet.schemas.plans import load_plans
+
+    workspace = ctx.workspace()
+    plans = load_plans(workspace.plans_file(dataset_name, plans_name))
+    names = configurations or plans.configuration_names()
+    summaries = run_preprocessing(workspace, dataset_name, plans, names, workers=workers or default_workers(),
+                                  progress=ctx.progress, clean=clean)
+    for s in summaries if echo else ():
+        print(f"{s.configuration}: {len(s.processed)} case(s) preprocessed in {s.seconds:.1f} s, "
+              f"{len(s.skipped)} up to date -> {s.folder}")
+    return 0
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    """Resolve the dataset and preprocess it."""
+    workspace = ctx.workspace()
+    dataset_name = workspace.find_dataset(args.dataset)
+    return preprocess_dataset(ctx, dataset_name, args.plans, args.configurations, workers=args.workers,
+                              clean=args.clean)

@@ -1,0 +1,229 @@
+"""``run``: preprocess every training case of a dataset for some configurations, in parallel, resumably.
+
+For each configuration (configurations sharing a data identifier, like ``3d_cascade_fullres`` and ``3d_fullres``,
+are processed once) the cases whose stored record is missing or was made with other plans settings are
+preprocessed in ``workers`` spawned processes (one case per process at a time, so memory is bounded by the
+number of workers) and written to the case store atomically. The ground-truth label files are copied to
+``preprocessed/<ds>/gt_segmentations/`` for evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autounet._atomic import atomic_path
+from autounet._log import get_logger
+from autounet.errors import AutounetError, DatasetError
+from autounet.labels import LabelSpec
+from autounet.preprocessing.pipeline import preprocess_case, preprocessing_hash
+from autounet.preprocessing.store import PROPERTIES_SUFFIX, case_files, remove_temporary_files, write_case
+from autounet.schemas.plans import Plans
+from autounet.workspace import Workspace
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseTask:
+    """Everything a worker needs to preprocess and store one case (picklable)."""
+
+    case_id: str
+    images: tuple[Path, ...]
+    label: Path | None
+    plans: Plans
+    configuration: str
+    labels: LabelSpec
+    folder: Path
+    plans_sha256: str
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What a worker reports back."""
+
+    case_id: str
+    configuration: str
+    shape: tuple[int, ...]
+    seconds: float
+
+
+@dataclass
+class ConfigurationSummary:
+    """Outcome of one configuration: its folder, the cases written and the cases already up to date."""
+
+    configuration: str
+    folder: Path
+    processed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def preprocess_and_store(task: CaseTask) -> CaseResult:
+    """Read one case, preprocess it and write it to the store (runs in a worker process)."""
+    from autounet.io import read_images, read_segmentation
+
+    start = time.perf_counter()
+    reader = task.plans.image_reader_writer
+    images, geometry = read_images(list(task.images), reader=reader)
+    seg = read_segmentation(task.label, reader=reader)[0] if task.label is not None else None
+    config = task.plans.configuration(task.configuration)
+    case = preprocess_case(images, seg, geometry, task.plans, config, labels=task.labels, case_id=task.case_id,
+                           plans_sha256=task.plans_sha256)
+    del images, seg
+    write_case(task.folder, case.data, case.seg, case.properties, patch_size=config.patch_size)
+    return CaseResult(task.case_id, task.configuration, tuple(case.data.shape), time.perf_counter() - start)
+
+
+def stored_hash(folder: Path, case: str) -> str | None:
+    """The plans hash recorded for a stored case, or ``None`` if the case is absent, incomplete or unreadable."""
+    files = case_files(folder, case)
+    if not all(files[k].is_file() for k in ("properties", "data", "seg", "locations")):
+        return None
+    try:
+        return str(json.loads(files["properties"].read_text(encoding="utf-8")).get("plans_sha256"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _remove_case(folder: Path, case: str) -> None:
+    files = case_files(folder, case)
+    files["properties"].unlink(missing_ok=True)  # first: the case stops being visible
+    for path in files.values():
+        path.unlink(missing_ok=True)
+
+
+def _run_tasks(tasks: Sequence[CaseTask], *, workers: int, progress: bool, desc: str) -> Iterator[CaseResult]:
+    """Run ``tasks`` in ``workers`` spawned processes (in-process for 1), yielding results as they finish."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, file=sys.stderr, leave=False)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield preprocess_and_store(task)
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+            pending: set[Future[CaseResult]] = {pool.submit(preprocess_and_store, t) for t in tasks}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+                        bar.update()
+            except BrokenProcessPool as exc:
+                msg = (f"{desc}: a worker process died (usually out of memory). Completed cases are kept; re-run "
+                       f"with fewer workers (-j {max(1, workers // 2)}) to finish the rest.")
+                raise AutounetError(msg) from exc
+            finally:
+                for future in pending:
+                    future.cancel()
+    finally:
+        bar.close()
+
+
+def copy_ground_truth(cases: Iterable[tuple[str, Path]], target_folder: Path, file_ending: str) -> int:
+    """Copy label files to ``target_folder/<case><ending>`` when missing or older than the source."""
+    copied = 0
+    target_folder.mkdir(parents=True, exist_ok=True)
+    for case, source in cases:
+        target = target_folder / f"{case}{file_ending}"
+        if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+            continue
+        with atomic_path(target) as tmp:
+            shutil.copy2(source, tmp)
+        copied += 1
+    return copied
+
+
+def _unique_configurations(plans: Plans, configurations: Sequence[str]) -> list[str]:
+    """Configurations to process, dropping those that share an already listed data identifier."""
+    seen: dict[str, str] = {}
+    out = []
+    for name in configurations:
+        identifier = plans.configuration(name).data_identifier
+        if identifier in seen:
+            log.info("Configuration %s shares its preprocessed data (%s) with %s; not processed again.", name,
+                     identifier, seen[identifier])
+            continue
+        seen[identifier] = name
+        out.append(name)
+    return out
+
+
+def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: Sequence[str], *,
+        workers: int = 4, progress: bool = False, clean: bool = False) -> list[ConfigurationSummary]:
+    """Preprocess the labelled cases of ``dataset_name`` for ``configurations``.
+
+    Args:
+        workspace: the workspace (raw data is read from ``workspace.raw``).
+        dataset_name: ``DatasetXXX_Name``.
+        plans: the plans (``autounet.schemas.plans.load_plans``).
+        configurations: configuration names; ones that share a data identifier are processed once.
+        workers: worker processes (1 runs in this process).
+        progress: show a progress bar on stderr.
+        clean: delete the configuration's stored cases first instead of reusing up-to-date ones.
+
+    Returns:
+        One summary per processed configuration.
+    """
+    from autounet.dataset import open_raw_dataset
+
+    raw = open_raw_dataset(workspace.raw_dataset(dataset_name), workspace)
+    labels = LabelSpec.from_dataset_spec(raw.spec)
+    labelled = {c: f for c, f in raw.cases.items() if f.label is not None}
+    if not labelled:
+        msg = f"Dataset {dataset_name} has no labelled training cases in {raw.root}."
+        raise DatasetError(msg)
+    summaries: dict[str, ConfigurationSummary] = {}
+    tasks: list[CaseTask] = []
+    for name in _unique_configurations(plans, configurations):
+        summary, todo = _prepare_configuration(workspace, dataset_name, plans, name, labels, labelled, clean=clean)
+        summaries[name] = summary
+        tasks.extend(todo)
+    start = time.perf_counter()
+    for result in _run_tasks(tasks, workers=workers, progress=progress, desc="preprocess"):
+        summary = summaries[result.configuration]
+        summary.processed.append(result.case_id)
+        summary.seconds = time.perf_counter() - start
+    copied = copy_ground_truth(((c, f.label) for c, f in labelled.items() if f.label is not None),
+                               workspace.gt_segmentations(dataset_name), raw.spec.file_ending)
+    log.info("Ground-truth segmentations: %d copied to %s.", copied, workspace.gt_segmentations(dataset_name))
+    return list(summaries.values())
+
+
+def _prepare_configuration(workspace: Workspace, dataset_name: str, plans: Plans, name: str, labels: LabelSpec,
+                           cases: dict, *, clean: bool) -> tuple[ConfigurationSummary, list[CaseTask]]:
+    """Clean up the configuration's folder and list the cases that need (re)processing."""
+    config = plans.configuration(name)
+    folder = workspace.preprocessed_data(dataset_name, config.data_identifier)
+    if clean and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    leftovers = remove_temporary_files(folder)
+    if leftovers:
+        log.info("Removed %d temporary file(s) of an interrupted run in %s.", leftovers, folder)
+    for stale in {p.name[: -len(PROPERTIES_SUFFIX)] for p in folder.glob(f"*{PROPERTIES_SUFFIX}")} - set(cases):
+        log.info("Removing stored case %s: it is no longer in the dataset.", stale)
+        _remove_case(folder, stale)
+    digest = preprocessing_hash(plans, config, labels)
+    summary = ConfigurationSummary(configuration=name, folder=folder)
+    tasks = []
+    for case, files in cases.items():
+        if stored_hash(folder, case) == digest:
+            summary.skipped.append(case)
+            continue
+        tasks.append(CaseTask(case, tuple(files.images), files.label, plans, name, labels, folder, digest))
+    log.info("Preprocessing %s: %d case(s) to do, %d up to date (%s).", name, len(tasks), len(summary.skipped),
+             folder)
+    return summary, tasks
