@@ -18,9 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from autounet._log import get_logger
-from autounet.errors import DatasetError, UsageError
-from autounet.evaluation._parallel import map_cases
-from autounet.evaluation.folder import write_label_map
 from autounet.ensembling.probabilities import (
     probability_cases,
     read_probabilities,
@@ -29,6 +26,9 @@ from autounet.ensembling.probabilities import (
     record_labels,
     write_probabilities,
 )
+from autounet.errors import DatasetError, UsageError
+from autounet.evaluation._parallel import map_cases
+from autounet.evaluation.folder import write_label_map
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import EnsembleSpec, ProbabilityRecord, save_ensemble_spec
 from autounet.workspace import DATASET_JSON, ENSEMBLE_JSON, PLANS_JSON, VALIDATION_DIR, fold_dir_name

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from autounet._atomic import write_bytes_atomic
 from autounet._log import get_logger
-from autounet.errors import DatasetError, PlansError, UsageError
 from autounet.ensembling.crossval import accumulate_crossval
 from autounet.ensembling.ensemble import ensemble_crossvalidation
+from autounet.errors import DatasetError, PlansError, UsageError
 from autounet.evaluation.folder import DEFAULT_NSD_TOLERANCE_MM, evaluate
 from autounet.labels import LabelSpec
 from autounet.postprocessing.decide import determine
@@ -198,10 +198,10 @@ def _predict(info: InferenceInformation, model: TrainedModel, *, output: str, sa
              prev_stage_folder: str | None, configuration: str | None = None,
              input_folder: str = "INPUT_FOLDER", workspace_flag: str | None = None) -> str:
     parts = ["autounet", "predict", "-i", input_folder, "-o", output, "-d", info.dataset,
-             "-c", configuration or model.configuration, "--plans", model.plans, "--trainer-name", model.trainer,
+             "-c", configuration or model.configuration, "--plans", model.plans, "--trainer", model.trainer,
              "-f", *(str(f) for f in info.folds)]
     if prev_stage_folder is not None:
-        parts += ["--prev-stage-predictions", prev_stage_folder]
+        parts += ["--prev-stage", prev_stage_folder]
     if save_probabilities:
         parts.append("--save-probabilities")
     if workspace_flag is not None:
@@ -214,8 +214,8 @@ def inference_commands(info: InferenceInformation, *, previous_stages: Mapping[s
                        output_folder: str = "OUTPUT_FOLDER") -> list[str]:
     """The exact commands that reproduce the selected model (or ensemble) and its post-processing.
 
-    A cascade member first predicts its previous stage (``3d_lowres``) into ``<output>_<stage>`` and passes that
-    folder with ``--prev-stage-predictions``.
+    A cascade member first predicts its previous stage (``3d_lowres``) into ``<output>_<STAGE>`` and passes that
+    folder with ``--prev-stage`` (``autounet predict`` reuses the predictions found there).
     """
     commands = []
     outputs = []

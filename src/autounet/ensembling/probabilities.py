@@ -1,7 +1,8 @@
-"""Saved per-case probabilities: the one reader and writer of ``<case>.npz`` + ``<case>.meta.json``.
+"""Saved per-case probabilities: the one reader of ``<case>.npz`` + ``<case>.meta.json``.
 
-Format (written by ``autounet predict --save-probabilities`` and by the pipeline's validation with probabilities,
-read by ensembling):
+The writer is :func:`autounet.inference.probabilities.save_probabilities` (inference comes first in the import
+order), re-exported here as :func:`write_probabilities`. Format (written by ``autounet predict
+--save-probabilities``, by the pipeline's validation and by ``autounet ensemble --save-probabilities``):
 
 - ``<case>.npz``: a compressed NumPy archive with the single key ``probabilities`` (as the reference), float32,
   shape ``(K, a0, a1, a2)`` in the original image's array geometry (channel first; 2D images ``(K, 1, H, W)``).
@@ -20,15 +21,26 @@ from pathlib import Path
 
 import numpy as np
 
-from autounet._atomic import atomic_path
 from autounet.errors import DatasetError
+from autounet.inference.probabilities import NPZ_KEY as PROBABILITIES_KEY
+from autounet.inference.probabilities import save_probabilities as write_probabilities
 from autounet.io import ImageGeometry
 from autounet.labels import LabelSpec
-from autounet.schemas._base import make_provenance, read_json, save_record
+from autounet.schemas._base import read_json
 from autounet.schemas.results import ProbabilityRecord
 from autounet.workspace import PROBABILITIES_ENDING, PROBABILITIES_META_ENDING
 
-PROBABILITIES_KEY = "probabilities"
+__all__ = [
+    "PROBABILITIES_KEY",
+    "metadata_path",
+    "probabilities_path",
+    "probability_cases",
+    "read_probabilities",
+    "read_probability_record",
+    "record_geometry",
+    "record_labels",
+    "write_probabilities",
+]
 
 
 def probabilities_path(folder: str | os.PathLike[str], case: str) -> Path:
@@ -49,25 +61,6 @@ def probability_cases(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(f.name[: -len(PROBABILITIES_ENDING)] for f in folder.iterdir()
                   if f.name.endswith(PROBABILITIES_ENDING) and not f.name.startswith(".")
                   and metadata_path(folder, f.name[: -len(PROBABILITIES_ENDING)]).is_file())
-
-
-def write_probabilities(folder: str | os.PathLike[str], case: str, probabilities: np.ndarray, *,
-                        geometry: ImageGeometry, labels: LabelSpec, file_ending: str) -> Path:
-    """Save ``(K, a0, a1, a2)`` probabilities (as float32) and their metadata atomically; returns the ``.npz``."""
-    probs = np.asarray(probabilities, dtype=np.float32)
-    if probs.ndim != 4:
-        msg = f"Case {case}: probabilities must be (K, a0, a1, a2), got shape {probs.shape}."
-        raise DatasetError(msg)
-    if probs.shape[0] != labels.num_outputs:
-        msg = f"Case {case}: {probs.shape[0]} probability channels but the labels define {labels.num_outputs}."
-        raise DatasetError(msg)
-    target = probabilities_path(folder, case)
-    with atomic_path(target) as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **{PROBABILITIES_KEY: probs})
-    record = ProbabilityRecord(case=case, shape=tuple(probs.shape), geometry=geometry.to_dict(),
-                               labels=labels.to_dict(), file_ending=file_ending)
-    save_record(metadata_path(folder, case), record.to_dict(provenance=make_provenance("autounet")))
-    return target
 
 
 def read_probability_record(folder: str | os.PathLike[str], case: str) -> ProbabilityRecord:

@@ -19,9 +19,9 @@ import numpy as np
 from autounet._log import get_logger
 from autounet.errors import DatasetError, UsageError
 from autounet.evaluation._parallel import map_cases
-from autounet.io import ImageGeometry, read_segmentation, write_segmentation
 from autounet.evaluation.metrics import case_metrics
 from autounet.evaluation.summarize import summarize, write_per_case_csv
+from autounet.io import ImageGeometry, read_segmentation, write_segmentation
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import CaseResult, EvaluationSummary, LabelOrRegion, keys_of, save_summary
 

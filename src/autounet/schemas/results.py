@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union  # noqa: UP035 - Union keeps the alias valid on Python 3.10 at runtime
 
 from autounet.errors import SchemaError
 from autounet.schemas._base import check_keys, read_json, save_record, unwrap, wrap
@@ -367,7 +367,8 @@ class PostprocessingDecision:
         base, post = data.get("baseline"), data.get("postprocessed")
         return cls(steps=steps, trials=trials,
                    baseline=None if base is None else ScoreSnapshot.from_dict(base, where=f"{where} baseline"),
-                   postprocessed=None if post is None else ScoreSnapshot.from_dict(post, where=f"{where} postprocessed"),
+                   postprocessed=(None if post is None
+                                  else ScoreSnapshot.from_dict(post, where=f"{where} postprocessed")),
                    file_ending=data.get("file_ending"))
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from validation_fakes import DATASET, make_fake_results
 
-from autounet.errors import DatasetError
 from autounet.ensembling import (
     accumulate_crossval,
     ensemble,
@@ -22,8 +21,8 @@ from autounet.ensembling import (
     read_probabilities,
     write_probabilities,
 )
-from autounet.evaluation import evaluate, load_summary
-from autounet.evaluation.metrics import case_metrics
+from autounet.errors import DatasetError, SchemaError
+from autounet.evaluation import load_summary
 from autounet.io import ImageGeometry, read_segmentation
 from autounet.labels import LabelSpec
 from autounet.postprocessing import apply_steps, load_postprocessing
@@ -46,10 +45,10 @@ def test_probabilities_round_trip_and_errors(tmp_path, rng):
     assert ImageGeometry.from_dict(record.geometry) == GEOM
     with np.load(tmp_path / "c1.npz") as z:  # the reference's key
         assert list(z.files) == ["probabilities"]
-    with pytest.raises(DatasetError, match="channels"):
+    with pytest.raises(SchemaError, match="K=3"):
         write_probabilities(tmp_path, "c2", p[:2], geometry=GEOM, labels=LABELS, file_ending=".nii.gz")
     np.savez_compressed(tmp_path / "c1.npz", probabilities=p[:, :2])
-    with pytest.raises(DatasetError, match="metadata says"):
+    with pytest.raises(DatasetError, match="says"):
         read_probabilities(tmp_path, "c1")
 
 
@@ -197,7 +196,7 @@ def test_instructions_for_a_cascade_include_the_lowres_step(tmp_path):
     assert commands[0].startswith("autounet predict -i INPUT_FOLDER -o OUTPUT_FOLDER_3D_LOWRES ")
     assert "-c 3d_lowres" in commands[0]
     assert "-c 3d_cascade_fullres" in commands[1]
-    assert "--prev-stage-predictions OUTPUT_FOLDER_3D_LOWRES" in commands[1]
+    assert "--prev-stage OUTPUT_FOLDER_3D_LOWRES" in commands[1]
     assert commands[2].startswith("autounet postprocess -i OUTPUT_FOLDER -o OUTPUT_FOLDER_PP --decision ")
     assert len(commands) == 3
 

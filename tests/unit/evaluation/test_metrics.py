@@ -78,7 +78,7 @@ def test_identical_masks_are_perfect():
 def test_random_blobs_match_full_grid(rng):
     spacing = (2.5, 0.7, 1.3)
     for _ in range(5):
-        ref = ndimage.binary_opening(rng.random((25, 30, 28)) > 0.6) 
+        ref = ndimage.binary_opening(rng.random((25, 30, 28)) > 0.6)
         pred = ndimage.binary_opening(rng.random((25, 30, 28)) > 0.6)
         pred[:, :3] = True  # touches the image border
         for tol in (0.5, 1.5, 3.0):
