@@ -2,8 +2,8 @@
 
 Entry point: :class:`Predictor` (``Predictor.from_model_dir(...)`` then ``predict`` / ``predict_file`` /
 ``predict_folder``). Lower-level pieces: :func:`predict_sliding_window` (logits of a preprocessed case),
-:func:`export_logits` (back to the original geometry), :func:`load_probabilities` / :func:`save_probabilities`
-(``--save-probabilities`` files). Names are imported lazily, so importing a submodule stays cheap.
+:func:`export_logits` (back to the original geometry), :func:`save_probabilities` (``--save-probabilities``
+files, read by :mod:`autounet.ensembling`). Names are imported lazily, so importing a submodule stays cheap.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ _EXPORTS = {
     "CaseInput": "inputs", "discover_cases": "inputs", "shard": "inputs",
     "LoadedModel": "model", "load_model": "model", "resolve_device": "model",
     "Prediction": "predictor", "Predictor": "predictor",
-    "ProbabilityRecord": "probabilities", "load_probabilities": "probabilities",
     "save_probabilities": "probabilities",
     "SlidingWindowOptions": "sliding", "mirror_combinations": "sliding", "predict_sliding_window": "sliding",
 }

@@ -12,7 +12,7 @@ The same code runs on the CPU and on CUDA (logits on the GPU are exported on the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,21 +55,24 @@ class CaseGeometry:
     transpose_backward: tuple[int, ...]
 
     @classmethod
-    def from_properties(cls, properties: Mapping[str, Any], *, transpose_forward: Sequence[int],
+    def from_properties(cls, properties: Any, *, transpose_forward: Sequence[int],
                         transpose_backward: Sequence[int]) -> CaseGeometry:
-        """Build from the preprocessing properties (``shape_before_cropping``, ``bbox_used_for_cropping``, ...)."""
-        try:
-            return cls(
-                shape_before_cropping=tuple(int(s) for s in properties["shape_before_cropping"]),
-                bbox=tuple((int(a), int(b)) for a, b in properties["bbox_used_for_cropping"]),
-                shape_after_cropping=tuple(int(s) for s in properties["shape_after_cropping_and_before_resampling"]),
-                spacing=tuple(float(s) for s in properties["spacing"]),
-                transpose_forward=tuple(int(t) for t in transpose_forward),
-                transpose_backward=tuple(int(t) for t in transpose_backward),
-            )
-        except KeyError as exc:
-            msg = f"Preprocessing properties lack {exc.args[0]!r}; cannot export the prediction."
-            raise ConfigError(msg) from exc
+        """From preprocessing properties (a ``CaseProperties`` or the reference's dict, both with ``.get``)."""
+        def get(key: str) -> Any:
+            value = properties.get(key)
+            if value is None:
+                msg = f"Preprocessing properties lack {key!r}; cannot export the prediction."
+                raise ConfigError(msg)
+            return value
+
+        return cls(
+            shape_before_cropping=tuple(int(s) for s in get("shape_before_cropping")),
+            bbox=tuple((int(a), int(b)) for a, b in get("bbox_used_for_cropping")),
+            shape_after_cropping=tuple(int(s) for s in get("shape_after_cropping_and_before_resampling")),
+            spacing=tuple(float(s) for s in get("spacing")),
+            transpose_forward=tuple(int(t) for t in transpose_forward),
+            transpose_backward=tuple(int(t) for t in transpose_backward),
+        )
 
     @property
     def spacing_transposed(self) -> tuple[float, ...]:

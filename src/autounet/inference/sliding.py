@@ -1,0 +1,295 @@
+"""Batched sliding-window prediction of one preprocessed case, with mirroring TTA and fold ensembling.
+
+Same result as the reference (§7.2): tiles at the reference's positions (step 0.5 of the patch by default), a
+Gaussian importance map (σ = patch/8), the average of the network's logits over every mirroring combination of
+the allowed axes, the Gaussian-weighted average over tiles and the mean over folds. Unlike the reference:
+
+- tiles (and their mirrored copies) go through the network in batches (``tile_batch``), chosen from free memory;
+- the sums are accumulated in float32 on the results device (the reference uses float16, which overflows and
+  loses precision); the network itself runs in bf16/fp16 autocast on CUDA only;
+- every fold is run on a tile while it is on the device, and all folds share one accumulation buffer, so
+  ensembling costs no extra full-volume arrays.
+
+2D configurations predict every slice along axis 0 with 2D tiles over axes 1 and 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from autounet import sliding_window
+from autounet._log import get_logger
+from autounet.errors import UsageError
+
+log = get_logger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class SlidingWindowOptions:
+    """How one case is tiled and predicted.
+
+    Attributes:
+        step: tile step as a fraction of the patch size (``0 < step <= 1``; the reference's default 0.5).
+        mirror_axes: spatial axes of the *patch* to mirror for test-time augmentation (``()``: no TTA). For 2D
+            configurations the axes refer to the two in-plane axes (0, 1).
+        use_gaussian: weight tiles with the Gaussian importance map (otherwise a plain average).
+        tile_batch: tiles (mirrored copies included) per network call; ``None`` chooses from free memory.
+        precision: network precision: ``auto`` (bf16 on CUDA devices that support it, else fp16; fp32 on CPU),
+            ``fp32``, ``bf16`` or ``fp16`` (half precisions only on CUDA).
+    """
+
+    step: float = 0.5
+    mirror_axes: tuple[int, ...] = ()
+    use_gaussian: bool = True
+    tile_batch: int | None = None
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.step <= 1:
+            msg = f"The tile step must be in (0, 1], got {self.step}."
+            raise UsageError(msg)
+        if self.tile_batch is not None and self.tile_batch < 1:
+            msg = f"The tile batch must be >= 1, got {self.tile_batch}."
+            raise UsageError(msg)
+        if self.precision not in PRECISIONS:
+            msg = f"Unknown precision {self.precision!r}. Choose one of {', '.join(PRECISIONS)}."
+            raise UsageError(msg)
+
+
+def mirror_combinations(axes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """The identity ``()`` followed by every non-empty subset of ``axes`` (8 passes for 3 axes, 4 for 2)."""
+    axes = tuple(sorted(set(int(a) for a in axes)))
+    subsets = [c for k in range(1, len(axes) + 1) for c in itertools.combinations(axes, k)]
+    return ((), *subsets)
+
+
+def pad_to_patch(data: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """Zero-pad the trailing ``len(patch)`` axes of ``(C, *spatial)`` up to ``patch``, centred (odd: extra at end).
+
+    Returns the padded tensor and the spatial slices that remove the padding again.
+    """
+    spatial = data.shape[1:]
+    offset = len(spatial) - len(patch)
+    before = [0] * len(spatial)
+    after = [0] * len(spatial)
+    for i, p in enumerate(patch):
+        diff = max(0, int(p) - int(spatial[offset + i]))
+        before[offset + i] = diff // 2
+        after[offset + i] = diff - diff // 2
+    revert = tuple(slice(b, b + s) for b, s in zip(before, spatial))
+    if not any(before) and not any(after):
+        return data, revert
+    pad: list[int] = []
+    for b, a in zip(reversed(before), reversed(after)):
+        pad.extend((b, a))
+    return torch.nn.functional.pad(data, pad, mode="constant", value=0.0), revert
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tile start corners over the 3 spatial axes of a (padded) case.
+
+    ``patch3`` is the 3D extent of a tile; for 2D configurations its first entry is 1 and ``squeeze`` is True (the
+    network sees ``(B, C, H, W)``).
+    """
+
+    starts: np.ndarray
+    patch3: tuple[int, int, int]
+    squeeze: bool
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def slices(self, i: int) -> tuple[slice, slice, slice]:
+        """Spatial slices of tile ``i``."""
+        return tuple(slice(int(s), int(s) + p) for s, p in zip(self.starts[i], self.patch3))  # type: ignore[return-value]
+
+
+def tile_grid(shape: Sequence[int], patch: Sequence[int], step: float) -> TileGrid:
+    """The reference's tiles for a padded spatial ``shape`` (3 axes) and a 2D or 3D ``patch``."""
+    patch = tuple(int(p) for p in patch)
+    if len(patch) == 3:
+        per_axis = sliding_window.compute_steps(tuple(shape), patch, step)
+        patch3 = patch
+    elif len(patch) == 2:
+        per_axis = [list(range(int(shape[0]))), *sliding_window.compute_steps(tuple(shape[1:]), patch, step)]
+        patch3 = (1, *patch)
+    else:
+        msg = f"Patch size {patch} must have 2 or 3 entries."
+        raise UsageError(msg)
+    starts = np.array(list(itertools.product(*per_axis)), dtype=np.int64).reshape(-1, 3)
+    return TileGrid(starts=starts, patch3=patch3, squeeze=len(patch) == 2)  # type: ignore[arg-type]
+
+
+def gaussian_weights(patch: Sequence[int], *, device: torch.device, use_gaussian: bool = True) -> torch.Tensor:
+    """The float32 importance map of one tile (all ones without Gaussian weighting)."""
+    if not use_gaussian:
+        return torch.ones(tuple(int(p) for p in patch), dtype=torch.float32, device=device)
+    g = sliding_window.gaussian_importance_map(tuple(int(p) for p in patch))
+    return torch.as_tensor(np.asarray(g), dtype=torch.float32).to(device)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the network (None: full float32). Half precisions only on CUDA."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _batches(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
+
+
+class _Accumulator:
+    """Float32 sums of Gaussian-weighted logits and of the weights, over a padded case."""
+
+    def __init__(self, num_outputs: int, shape: Sequence[int], device: torch.device) -> None:
+        self.logits = torch.zeros((num_outputs, *shape), dtype=torch.float32, device=device)
+        self.weights = torch.zeros(tuple(shape), dtype=torch.float32, device=device)
+
+    def add(self, grid: TileGrid, tiles: range, weighted: torch.Tensor, gaussian: torch.Tensor) -> None:
+        """Add weighted tile logits ``(B, K, *patch3)`` (already multiplied by the Gaussian) at their positions."""
+        weighted = weighted.to(self.logits.device, non_blocking=True)
+        for j, i in enumerate(tiles):
+            sl = grid.slices(i)
+            self.logits[(slice(None), *sl)] += weighted[j]
+            self.weights[sl] += gaussian
+
+    def finish(self, n_folds: int) -> torch.Tensor:
+        """Weighted average over tiles and folds, in place."""
+        self.weights *= float(n_folds)
+        self.logits /= self.weights
+        del self.weights
+        return self.logits
+
+
+def _gather_tiles(data: torch.Tensor, grid: TileGrid, tiles: range, device: torch.device) -> torch.Tensor:
+    """Stack tiles ``(B, C, *patch)`` from the padded case onto the network's device."""
+    parts = [data[(slice(None), *grid.slices(i))] for i in tiles]
+    batch = torch.stack(parts).to(device, non_blocking=True)
+    return batch[:, :, 0] if grid.squeeze else batch
+
+
+def _predict_mirrored(network: nn.Module, tiles: torch.Tensor, mirrors: Sequence[tuple[int, ...]],
+                      chunk: int, amp: torch.dtype | None) -> torch.Tensor:
+    """Sum of the network's float32 logits over ``mirrors`` (each flipped, predicted and flipped back)."""
+    total: torch.Tensor | None = None
+    per_call = max(1, chunk // tiles.shape[0])
+    for group in _batches(len(mirrors), per_call):
+        flips = [tuple(a + 2 for a in mirrors[m]) for m in group]
+        x = torch.cat([torch.flip(tiles, f) if f else tiles for f in flips])
+        with torch.autocast(x.device.type, dtype=amp) if amp is not None else _nullcontext():
+            y = network(x)
+        y = y.float().split(tiles.shape[0])
+        for f, part in zip(flips, y):
+            part = torch.flip(part, f) if f else part
+            total = part if total is None else total.add_(part)
+    assert total is not None
+    return total
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | np.ndarray, *,
+                           patch_size: Sequence[int], num_outputs: int, options: SlidingWindowOptions,
+                           device: torch.device, results_device: torch.device | None = None) -> torch.Tensor:
+    """Fold-averaged logits ``(num_outputs, *spatial)`` (float32, on ``results_device``) of a preprocessed case.
+
+    Args:
+        networks: one network per fold, already on ``device`` and in eval mode.
+        data: ``(C, a0, a1, a2)`` preprocessed input (cascade channels already stacked).
+        patch_size: the configuration's patch size (2 or 3 entries).
+        num_outputs: channels the networks produce.
+        options: tiling, mirroring, batching and precision.
+        device: where the networks run.
+        results_device: where the accumulation buffers live (default: ``device``).
+    """
+    if not networks:
+        msg = "At least one network (fold) is needed for prediction."
+        raise UsageError(msg)
+    results_device = results_device or device
+    data_t = torch.as_tensor(data)
+    if data_t.ndim != 4:
+        msg = f"Expected a preprocessed case (C, a0, a1, a2), got shape {tuple(data_t.shape)}."
+        raise UsageError(msg)
+    data_t = data_t.to(results_device, dtype=torch.float32)
+    padded, revert = pad_to_patch(data_t, patch_size)
+    grid = tile_grid(padded.shape[1:], patch_size, options.step)
+    mirrors = mirror_combinations(options.mirror_axes)
+    chunk = options.tile_batch or choose_tile_batch(networks[0], (padded.shape[0], *patch_size),
+                                                    device=device, n_mirrors=len(mirrors))
+    gaussian = gaussian_weights(patch_size, device=results_device, use_gaussian=options.use_gaussian)
+    tile_weight = (gaussian / len(mirrors)).to(device)
+    gaussian = gaussian.reshape(grid.patch3)
+    amp = autocast_dtype(options.precision, device)
+    acc = _Accumulator(num_outputs, padded.shape[1:], results_device)
+    tiles_per_call = max(1, chunk // len(mirrors))
+    log.debug("sliding window: %d tiles x %d mirrors x %d folds, batch %d", len(grid), len(mirrors),
+              len(networks), chunk)
+    with torch.inference_mode():
+        for tiles in _batches(len(grid), tiles_per_call):
+            x = _gather_tiles(padded, grid, tiles, device)
+            summed = None
+            for net in networks:
+                out = _predict_mirrored(net, x, mirrors, chunk, amp)
+                summed = out if summed is None else summed.add_(out)
+            assert summed is not None
+            summed.mul_(tile_weight)
+            if grid.squeeze:
+                summed = summed.unsqueeze(2)
+            acc.add(grid, tiles, summed, gaussian)
+        logits = acc.finish(len(networks))
+    return logits[(slice(None), *revert)]
+
+
+def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device: torch.device,
+                      n_mirrors: int = 1, cpu_cap: int = 8, gpu_cap: int = 64) -> int:
+    """Tiles per network call from free memory.
+
+    On CUDA: measure the peak memory of one forward pass with a single tile and fill half of the free memory
+    (capped at ``gpu_cap``). On the CPU larger batches barely help and cost memory: the number of mirrored
+    copies of one tile, capped at ``cpu_cap``.
+    """
+    if device.type != "cuda":
+        return max(1, min(cpu_cap, n_mirrors))
+    free, _total = torch.cuda.mem_get_info(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with torch.inference_mode():
+        x = torch.zeros((1, *input_shape), device=device)
+        with torch.autocast("cuda", dtype=autocast_dtype("auto", device)):
+            network(x)
+    per_tile = max(1, torch.cuda.max_memory_allocated(device) - before)
+    batch = int(0.5 * free // per_tile)
+    return max(1, min(gpu_cap, batch))
+
+
+def predicted_shape(spatial: Sequence[int], patch: Sequence[int]) -> tuple[int, ...]:
+    """Spatial shape after padding to the patch (useful to estimate memory)."""
+    offset = len(spatial) - len(patch)
+    return tuple(max(int(s), int(patch[i - offset])) if i >= offset else int(s) for i, s in enumerate(spatial))
+
+
+def buffer_bytes(num_outputs: int, spatial: Sequence[int], patch: Sequence[int]) -> int:
+    """Bytes of the float32 accumulation buffers for one case."""
+    return 4 * (num_outputs + 1) * math.prod(predicted_shape(spatial, patch))
