@@ -75,21 +75,17 @@ class _Findings:
 def check_case(case: str, files: CaseFiles, ctx: CaseContext) -> tuple[list[Problem], list[Problem]]:
     """All per-case checks of one case; returns ``(problems, warnings)``."""
     out = _Findings(case, [], [])
-    if not ctx.explicit:
-        _check_channel_names(files, ctx, out)
     if files.label is None or not files.label.exists():
         expected = files.label or f"{LABELS_TR}/{case}{ctx.file_ending}"
         out.error("missing_label", "label file is missing", expected)
     if ctx.reader is None:
+        _check_channel_files(files, ctx, out, n_read=None)
         return out.problems, out.warnings
     images = [_read_image(p, ctx, out) for p in files.images]
     label = _read_label(files.label, ctx, out) if files.label is not None and files.label.exists() else None
     readable = [(p, r) for p, r in zip(files.images, images) if r is not None]
-    if len(readable) == len(files.images):
-        n = sum(r[0].shape[0] for _, r in readable)
-        if n != ctx.n_channels and not _channel_files_missing(files, ctx):
-            out.error("channel_count", f"the image files hold {n} channel(s) but dataset.json declares "
-                      f"{ctx.n_channels}", files.images[0])
+    n_read = sum(r[0].shape[0] for _, r in readable) if len(readable) == len(files.images) else None
+    _check_channel_files(files, ctx, out, n_read=n_read)
     if readable:
         _check_geometry(readable, label, files.label, ctx.tolerances, out)
     return out.problems, out.warnings
@@ -101,25 +97,31 @@ def _indices(files: CaseFiles, ctx: CaseContext) -> list[int]:
     return [int(m[1]) for p in files.images if (m := pattern.search(p.name))]
 
 
-def _channel_files_missing(files: CaseFiles, ctx: CaseContext) -> bool:
-    """Whether a missing/extra channel *file* was already reported (then the channel count says nothing new)."""
-    return not ctx.explicit and sorted(_indices(files, ctx)) != list(range(ctx.n_channels)) and \
-        len(files.images) != 1
+def _check_channel_files(files: CaseFiles, ctx: CaseContext, out: _Findings, *, n_read: int | None) -> None:
+    """Missing/extra ``_XXXX`` files (folder mode), else a channel count that differs from ``channel_names``.
 
-
-def _check_channel_names(files: CaseFiles, ctx: CaseContext, out: _Findings) -> None:
-    present = set(_indices(files, ctx))
+    ``n_read`` is the number of channels the files hold (``None`` if some could not be read); one file may hold all
+    channels (RGB images, 4D files), which is not a missing file.
+    """
+    present = set(_indices(files, ctx)) if not ctx.explicit else set(range(len(files.images)))
+    missing = [i for i in range(ctx.n_channels) if i not in present]
+    extra = sorted(present - set(range(ctx.n_channels)))
+    if n_read == ctx.n_channels:
+        return
+    if not missing and not extra:
+        if n_read is not None:
+            out.error("channel_count", f"the image files hold {n_read} channel(s) but dataset.json declares "
+                      f"{ctx.n_channels}", files.images[0] if files.images else None)
+        return
     folder = files.images[0].parent if files.images else Path(IMAGES_TR)
-    if len(files.images) == 1 and present == {0} and ctx.n_channels > 1:
-        return  # one file may hold several channels (RGB, 4D); the channel count check decides
-    for i in range(ctx.n_channels):
-        if i not in present:
-            out.error("missing_channel", f"channel file {i:04d} is missing (dataset.json declares {ctx.n_channels} "
-                      "channel(s))", folder / f"{out.case}_{i:04d}{ctx.file_ending}")
-    for i in sorted(present - set(range(ctx.n_channels))):
-        out.error("extra_channel", f"channel file {i:04d} is not declared (dataset.json declares "
-                  f"{ctx.n_channels} channel(s): indices 0000-{ctx.n_channels - 1:04d})",
-                  folder / f"{out.case}_{i:04d}{ctx.file_ending}")
+    declared = f"dataset.json declares {ctx.n_channels} channel(s)"
+    for i in missing:
+        name = folder / f"{out.case}_{i:04d}{ctx.file_ending}" if not ctx.explicit else None
+        out.error("missing_channel", f"channel file {i:04d} is missing ({declared})", name)
+    for i in extra:
+        name = folder / f"{out.case}_{i:04d}{ctx.file_ending}" if not ctx.explicit else files.images[i]
+        out.error("extra_channel", f"channel file {i:04d} is not declared ({declared}: indices "
+                  f"0000-{ctx.n_channels - 1:04d})", name)
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -135,16 +137,25 @@ def _read_image(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarra
         out.error("empty_image", f"image has no voxels (shape {array.shape[1:]})", path)
         return array, geometry
     if np.issubdtype(array.dtype, np.floating):
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        if bad:
-            n_nan = int(np.count_nonzero(np.isnan(array)))
-            out.error("nan_inf", f"image has {n_nan} NaN and {bad - n_nan} infinite voxel(s)", path)
+        n_nan, n_inf = _nonfinite(array, path)
+        if n_nan or n_inf:
+            out.error("nan_inf", f"image has {n_nan} NaN and {n_inf} infinite voxel(s)", path)
             return array, geometry
     lo, hi = array.min(), array.max()
     if lo == hi:
         out.error("empty_image", f"image is constant (every voxel is {lo.item():g}); it carries no information",
                   path)
     return array, geometry
+
+
+def _nonfinite(array: np.ndarray, path: Path) -> tuple[int, int]:
+    """NaN and infinite counts, from the array or (NIfTI, where ITK reads them as 0) from the stored values."""
+    from autounet.io._integrity import nifti_nonfinite
+
+    n_nan, n_inf = int(np.count_nonzero(np.isnan(array))), int(np.count_nonzero(np.isinf(array)))
+    if n_nan or n_inf:
+        return n_nan, n_inf
+    return nifti_nonfinite(path)
 
 
 def _read_label(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
@@ -166,9 +177,9 @@ def _read_label(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarra
 
 def _label_values(seg: np.ndarray, path: Path, out: _Findings) -> np.ndarray | None:
     if np.issubdtype(seg.dtype, np.floating):
-        finite = np.isfinite(seg)
-        if not finite.all():
-            out.error("nan_inf", f"label has {int(seg.size - finite.sum())} NaN/infinite voxel(s)", path)
+        n_nan, n_inf = _nonfinite(seg, path)
+        if n_nan or n_inf:
+            out.error("nan_inf", f"label has {n_nan} NaN and {n_inf} infinite voxel(s)", path)
             return None
         frac = seg != np.round(seg)
         if frac.any():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -121,6 +122,7 @@ def describe(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     interesting = [ln for ln in lines if "error" in ln.lower() or "cannot" in ln.lower() or "unable" in ln.lower()]
     text = (interesting or lines or [type(exc).__name__])[-1]
+    text = re.sub(r"^.*?ITK ERROR: \w+\(0x[0-9a-f]+\):\s*", "", text)
     if "):" in text and text.lstrip().startswith("/"):
         text = text.split("):", 1)[1].strip()
     if "Unable to determine ImageIO" in text or "not a valid" in text.lower():

@@ -11,6 +11,7 @@ from nibabel.orientations import io_orientation
 
 from autounet.errors import ImageIOError
 from autounet.io._base import ReaderWriter, register
+from autounet.io._integrity import check_complete
 from autounet.io.geometry import ImageGeometry
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
@@ -36,6 +37,7 @@ def _as_channels(data: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _load(path: Path) -> nib.Nifti1Image:
+    check_complete(path)
     image = nib.load(str(path))
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         msg = f"Cannot read {path} with nibabel: not a NIfTI file ({type(image).__name__})."

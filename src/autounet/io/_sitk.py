@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from autounet.errors import ImageIOError
 from autounet.io._base import ReaderWriter, register
+from autounet.io._integrity import check_complete
 from autounet.io.geometry import ImageGeometry
 
 _2D_DUMMY_FACTOR = 999.0
@@ -84,6 +85,7 @@ class SimpleITKIO(ReaderWriter):
                                           ".gipl.gz")
 
     def _read(self, path: Path, *, segmentation: bool) -> tuple[np.ndarray, ImageGeometry]:
+        check_complete(path)
         return array_and_geometry(sitk.ReadImage(str(path)), reader=self.name, path=path)
 
     def _write(self, array: np.ndarray, path: Path, geometry: ImageGeometry) -> None:
@@ -106,6 +108,7 @@ class SimpleITKReorientIO(SimpleITKIO):
     name: ClassVar[str] = "simpleitk_reorient"
 
     def _read(self, path: Path, *, segmentation: bool) -> tuple[np.ndarray, ImageGeometry]:
+        check_complete(path)
         image = sitk.ReadImage(str(path))
         original = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
         if image.GetDimension() == 3:
