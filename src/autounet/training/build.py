@@ -28,7 +28,7 @@ from autounet.schemas.plans import ConfigurationPlan, Plans, load_plans
 from autounet.schemas.training import TrainingConfig, save_training_config
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
-from autounet.training.data import BatchLoader, PreviousStage
+from autounet.training.data import BatchLoader, PatchStore, PreviousStage
 from autounet.training.logging import RunLogger
 from autounet.training.loop import Run, fit
 from autounet.training.sampler import rank_batch_and_oversampling
@@ -61,7 +61,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, plans_name: str) -> Inputs:
+def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, plans_name: str, *,
+                check_data: bool = True) -> Inputs:
     """Read plans, the resolved configuration, ``dataset.json`` and the label semantics of a dataset."""
     from autounet.labels import LabelSpec
     from autounet.schemas._base import read_json
@@ -72,7 +73,7 @@ def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, pla
     ds_path = workspace.preprocessed_dataset_json(dataset_name)
     labels = LabelSpec.from_dataset_spec(load_dataset_spec(ds_path))
     folder = workspace.preprocessed_data(dataset_name, plan.data_identifier)
-    if not folder.is_dir():
+    if not folder.is_dir() and check_data:
         raise UsageError(f"Preprocessed data {folder} not found: run `autounet preprocess -d {dataset_name} "
                          f"-c {configuration}` first.")
     return Inputs(plans=plans, plan=plan, labels=labels, dataset_json=read_json(ds_path, what="dataset.json"),
@@ -88,15 +89,6 @@ def _configure_torch(config: TrainingConfig, device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def ds_loss_weights(n_outputs: int, *, ddp_without_compile: bool = False) -> list[float]:
-    """Deep-supervision weights ``1/2^i``, the lowest resolution set to 0 (1e-6 under DDP), normalised."""
-    weights = [1 / 2**i for i in range(n_outputs)]
-    if n_outputs > 1:
-        weights[-1] = 1e-6 if ddp_without_compile else 0.0
-    total = sum(weights)
-    return [w / total for w in weights]
 
 
 def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans, model_dir: Path) -> None:
@@ -123,7 +115,8 @@ def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epoc
 
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
           config: TrainingConfig, plans_name: str = "nnUNetPlans", resume: bool = False, continue_epochs: int = 0,
-          overwrite: bool = False, distributed: bool = False, progress: bool = False) -> Path:
+          overwrite: bool = False, distributed: bool = False, progress: bool = False,
+          store: PatchStore | None = None) -> Path:
     """Train one fold of one configuration; returns the fold folder.
 
     Args:
@@ -138,6 +131,7 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
         overwrite: start from scratch even if the fold folder holds checkpoints.
         distributed: join the torchrun process group (one process per device).
         progress: show a progress bar.
+        store: the case store to read (default: ``CaseStore`` of the configuration's preprocessed folder).
     """
     if continue_epochs and not resume:
         resume = True
@@ -149,15 +143,15 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
     try:
         return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
                       resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
-                      dist_ctx=dist_ctx, progress=progress)
+                      dist_ctx=dist_ctx, progress=progress, store=store)
     finally:
         ddp.teardown(dist_ctx)
 
 
 def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
            plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
-           dist_ctx: ddp.DistContext, progress: bool) -> Path:
-    inputs = load_inputs(workspace, dataset_name, configuration, plans_name)
+           dist_ctx: ddp.DistContext, progress: bool, store: PatchStore | None) -> Path:
+    inputs = load_inputs(workspace, dataset_name, configuration, plans_name, check_data=store is None)
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=config.trainer_name)
     fold_dir = model_dir / fold_dir_name(fold)
     content = _resume_content(fold_dir, resume=resume, overwrite=overwrite, device=device)
@@ -172,7 +166,7 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
         _copy_model_dir_files(workspace, dataset_name, inputs.plans, model_dir)
         save_training_config(fold_dir / TRAINING_CONFIG_JSON, config)
     run = build_run(workspace, dataset_name, inputs, fold, fold_dir=fold_dir, config=config, device=device,
-                    dist_ctx=dist_ctx, seed=seed, progress=progress)
+                    dist_ctx=dist_ctx, seed=seed, progress=progress, store=store)
     try:
         return fit(run, resume_from=content)
     finally:
@@ -197,14 +191,16 @@ def _resume_content(fold_dir: Path, *, resume: bool, overwrite: bool, device: to
 
 def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int | str, *, fold_dir: Path,
               config: TrainingConfig, device: torch.device, dist_ctx: ddp.DistContext, seed: int,
-              progress: bool = False) -> Run:
+              progress: bool = False, store: PatchStore | None = None) -> Run:
     """Make every component of a run (loaders, augmentation, network, optimiser, loss) for :func:`fit`."""
     from autounet import augmentation, networks
-    from autounet.preprocessing import CaseStore
     from autounet.training.splits import fold_cases
 
     plan, labels = inputs.plan, inputs.labels
-    store = CaseStore(inputs.data_folder)
+    if store is None:
+        from autounet.preprocessing import CaseStore
+
+        store = CaseStore(inputs.data_folder)
     if dist_ctx.is_main:
         train_ids, val_ids = fold_cases(workspace.splits_file(dataset_name), store.case_ids(), fold)
     ddp.barrier(dist_ctx)
@@ -252,10 +248,9 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     optimizer = torch.optim.SGD(module.parameters(), lr=config.initial_lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and config.amp else None
-    n_heads = len(plan.network.strides) - 1 if config.deep_supervision else 1
-    loss_fn, dice_stats = _loss_components(labels, batch_dice=plan.batch_dice, n_heads=n_heads,
-                                           ddp_without_compile=dist_ctx.enabled and not compiled, device=device,
-                                           dist_ctx=dist_ctx)
+    loss_fn, dice_stats = _loss_components(labels, batch_dice=plan.batch_dice,
+                                           scales=aug.deep_supervision_scales if config.deep_supervision else None,
+                                           ddp=dist_ctx.enabled, compiled=compiled)
     lr_at = _schedule(config)
 
     def augment(data: torch.Tensor, seg: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
@@ -285,17 +280,16 @@ def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=fmt)
 
 
-def _loss_components(labels: Any, *, batch_dice: bool, n_heads: int, ddp_without_compile: bool,
-                     device: torch.device, dist_ctx: ddp.DistContext) -> tuple[Any, Any]:
-    """The Dice+CE (or region Dice+BCE) loss with deep-supervision weights, and the pseudo-Dice statistics."""
+def _loss_components(labels: Any, *, batch_dice: bool, scales: Any, ddp: bool, compiled: bool) -> tuple[Any, Any]:
+    """The Dice+CE (or region Dice+BCE) loss with deep-supervision weights, and the pseudo-Dice counts."""
     from autounet.training import losses
 
-    weights = ds_loss_weights(n_heads, ddp_without_compile=ddp_without_compile)
-    loss = losses.build_loss(labels, batch_dice=batch_dice, deep_supervision_weights=weights if n_heads > 1 else None,
-                             ddp=dist_ctx.enabled)
+    loss = losses.build_loss(labels, batch_dice=batch_dice, deep_supervision_scales=scales, ddp=ddp,
+                             compiled=compiled)
 
     def dice_stats(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return losses.pseudo_dice_stats(output, target, labels=labels)
+        return losses.pseudo_dice_counts(output, target, has_regions=labels.has_regions,
+                                         ignore_label=labels.ignore_label)
 
     return loss, dice_stats
 
@@ -309,4 +303,4 @@ def _schedule(config: TrainingConfig) -> Any:
     return lr_at
 
 
-__all__ = ["Inputs", "build_run", "ds_loss_weights", "load_inputs", "resolve_device", "train"]
+__all__ = ["Inputs", "build_run", "load_inputs", "resolve_device", "train"]

@@ -32,7 +32,7 @@ class PatchStore(Protocol):
 
     def case_ids(self) -> list[str]: ...
 
-    def properties(self, case: str) -> Mapping[str, Any]: ...
+    def properties(self, case: str) -> Any: ...  # a mapping or a record with ``class_locations``
 
     def open(self, case: str) -> Any: ...
 
@@ -150,7 +150,9 @@ class BatchLoader:
         prev = self.previous_stage.open(case) if self.previous_stage is not None else None
         self._arrays[case] = (data, seg, prev)
         self.shapes[case] = tuple(int(s) for s in data.shape[1:])
-        locations = self.store.properties(case).get("class_locations") or {}
+        props = self.store.properties(case)
+        locations = (props.get("class_locations") if isinstance(props, Mapping)
+                     else getattr(props, "class_locations", None)) or {}
         self.class_locations[case] = {k: np.asarray(v) for k, v in locations.items()}
 
     # ---- one batch ----------------------------------------------------------------------------------------------
