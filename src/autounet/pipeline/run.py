@@ -1,0 +1,238 @@
+"""``autounet run``: verify → fingerprint → plan → preprocess → train (+ validate) every fold → find-best → report.
+
+Every step is idempotent and resumable: the fingerprint and preprocessed cases are reused when up to date, a fold
+with ``checkpoint_final`` and a validation summary is not trained again, an interrupted fold resumes from its latest
+checkpoint, and a fold that finished training but not validation is only validated. With several devices the
+independent trainings run concurrently, one per device, as ``autounet train`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autounet._log import get_logger
+from autounet.dataset import open_raw_dataset, verify
+from autounet.ensembling.find_best import find_best
+from autounet.errors import AutounetError, DatasetError, UsageError
+from autounet.pipeline.scheduler import Job, run_jobs
+from autounet.pipeline.validation import ValidationOptions, is_validated, validate_fold
+from autounet.planning.store import plan_dataset
+from autounet.preprocessing import run as preprocess
+from autounet.report import build_report
+from autounet.schemas.results import InferenceInformation
+from autounet.schemas.training import TrainingConfig
+from autounet.training import FINAL, train
+from autounet.training.checkpoint import find_resume_checkpoint
+from autounet.workspace import Workspace, fold_dir_name
+
+log = get_logger(__name__)
+
+BUDGETS = ("short", "full")
+DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``autounet run`` does.
+
+    Attributes:
+        configurations: configurations to train (those the plans do not contain are skipped with a message).
+        folds: cross-validation folds.
+        preset: planner preset (``default``, ``resenc-m``, ``resenc-l``, ``resenc-xl``).
+        budget: ``short`` (CPU-sized schedule) or ``full`` (the method's 1000 × 250 schedule).
+        devices: training devices; more than one runs independent trainings concurrently, one per device.
+        workers: processes for fingerprinting, preprocessing and evaluation.
+        training_overrides: TrainingConfig fields that override the budget's values.
+        progress: show progress bars.
+    """
+
+    configurations: tuple[str, ...] = DEFAULT_CONFIGURATIONS
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    preset: str = "default"
+    budget: str = "short"
+    devices: tuple[str, ...] = ("auto",)
+    workers: int = 2
+    training_overrides: dict[str, object] = field(default_factory=dict)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            msg = f"Unknown budget {self.budget!r}. Choose one of: {', '.join(BUDGETS)}."
+            raise UsageError(msg)
+        if not self.folds or not self.configurations or not self.devices:
+            msg = "run needs at least one configuration, one fold and one device."
+            raise UsageError(msg)
+
+    def training_config(self) -> TrainingConfig:
+        """The TrainingConfig of this budget with the overrides applied."""
+        base = TrainingConfig.short() if self.budget == "short" else TrainingConfig.reference()
+        return base.replace(**self.training_overrides)
+
+
+@dataclass
+class RunSummary:
+    """What a run did and what it chose."""
+
+    dataset_name: str
+    plans_name: str
+    configurations: list[str]
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    information: InferenceInformation | None = None
+    report: Path | None = None
+    skipped_configurations: list[str] = field(default_factory=list)
+
+
+StepCallback = Callable[[str, str], None]
+
+
+def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None = None,
+        on_step: StepCallback | None = None) -> RunSummary:
+    """Run the whole method on a raw dataset of ``workspace`` and return what was done and chosen.
+
+    ``on_step(step, message)`` is called as each step starts or finishes (the CLI prints it).
+    """
+    options = options or RunOptions()
+    say = on_step or (lambda step, message: log.info("[%s] %s", step, message))
+    raw = open_raw_dataset(dataset, workspace)
+    name = raw.name
+    say("verify", f"checking {len(raw.cases)} cases of {name}")
+    report = verify(raw, workspace=workspace, workers=options.workers, progress=options.progress)
+    if not report.ok:
+        msg = f"{name} has {len(report.problems)} problem(s); fix them first (see `autounet verify {name}`):\n" \
+              + report.format()
+        raise DatasetError(msg)
+    say("plan", f"fingerprint and plans (preset {options.preset})")
+    planning, plans_path = plan_dataset(workspace, name, preset=options.preset, workers=options.workers,
+                                        progress=options.progress)
+    plans = planning.plans
+    present = [c for c in options.configurations if c in plans.configurations]
+    summary = RunSummary(dataset_name=name, plans_name=plans.plans_name, configurations=present,
+                         skipped_configurations=[c for c in options.configurations if c not in present])
+    for skipped in summary.skipped_configurations:
+        say("plan", f"{skipped}: not in {plans_path.name} (the planner did not create it); skipped")
+    if not present:
+        msg = f"None of {', '.join(options.configurations)} is in {plans_path}."
+        raise UsageError(msg)
+    if any(c == "3d_cascade_fullres" for c in present):
+        present = [c for c in present if c != "3d_cascade_fullres"]
+        summary.configurations = present
+        summary.skipped_configurations.append("3d_cascade_fullres")
+        say("plan", "3d_cascade_fullres: cascade training is not orchestrated by `run` yet; skipped")
+    say("preprocess", f"configurations {', '.join(present)}")
+    preprocess(workspace, name, plans, present, workers=options.workers, progress=options.progress)
+    _train_all(workspace, name, plans.plans_name, present, options, summary, say)
+    if summary.failed:
+        details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
+        msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
+        raise AutounetError(msg)
+    say("find-best", "comparing configurations and ensembles by cross-validation")
+    summary.information = find_best(workspace, name, configurations=present, plans=(plans.plans_name,),
+                                    folds=options.folds, workers=options.workers, progress=options.progress)
+    say("report", "writing the validation report")
+    summary.report = build_report(workspace, name)
+    return summary
+
+
+def _job_key(configuration: str, fold: int) -> str:
+    return f"{configuration}/fold_{fold}"
+
+
+def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
+               options: RunOptions, summary: RunSummary, say: StepCallback) -> None:
+    config = options.training_config()
+    jobs = []
+    for configuration in configurations:
+        for fold in options.folds:
+            key = _job_key(configuration, fold)
+            if _fold_complete(workspace, name, configuration, fold, plans_name, config):
+                summary.reused.append(key)
+                continue
+            jobs.append(Job(key, payload=(configuration, fold)))
+    if summary.reused:
+        say("train", f"already done: {', '.join(summary.reused)}")
+    if not jobs:
+        return
+
+    def launch(job: Job, device: str) -> None:
+        configuration, fold = job.payload  # type: ignore[misc]
+        say("train", f"{job.key} on {device}")
+        if len(options.devices) > 1:
+            _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
+        else:
+            _train_in_process(workspace, name, plans_name, configuration, fold, device, config, options)
+        say("train", f"{job.key} done")
+
+    result = run_jobs(jobs, list(options.devices), launch)
+    summary.trained.extend(result.finished)
+    summary.failed.update({k: str(v) for k, v in result.failed.items()})
+    summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
+
+
+def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
+                   config: TrainingConfig) -> bool:
+    fold_dir = workspace.model_dir(name, configuration, plans_name=plans_name,
+                                   trainer=config.trainer_name) / fold_dir_name(fold)
+    return (fold_dir / FINAL).is_file() and is_validated(workspace, name, configuration, fold,
+                                                          plans_name=plans_name, trainer=config.trainer_name)
+
+
+def _train_in_process(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
+                      config: TrainingConfig, options: RunOptions) -> None:
+    fold_dir = workspace.model_dir(name, configuration, plans_name=plans_name,
+                                   trainer=config.trainer_name) / fold_dir_name(fold)
+    if not (fold_dir / FINAL).is_file():
+        resume = fold_dir.is_dir() and find_resume_checkpoint(fold_dir) is not None
+        train(workspace, name, configuration, fold, config=config.replace(device=device), plans_name=plans_name,
+              resume=resume, progress=options.progress)
+    validate_fold(workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
+                  options=ValidationOptions(device=device, workers=options.workers, progress=options.progress))
+
+
+#: TrainingConfig fields that ``autounet train`` accepts as flags (for runs spread over several devices)
+_TRAIN_FLAGS = {"epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "val_iterations": "--val-iters",
+                "initial_lr": "--lr", "batch_size": "--batch-size", "seed": "--seed", "workers": "--workers"}
+
+
+def _workspace_for_subprocess(workspace: Workspace, env: dict[str, str]) -> list[str]:
+    """``--workspace ROOT`` when the roots share one parent, else the reference's three variables in ``env``."""
+    root = workspace.raw.parent
+    if workspace == Workspace.at(root):
+        return ["--workspace", str(root)]
+    env.update(nnUNet_raw=str(workspace.raw), nnUNet_preprocessed=str(workspace.preprocessed),
+               nnUNet_results=str(workspace.results))
+    env.pop("AUTOUNET_HOME", None)
+    return []
+
+
+def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int,
+                         device: str, options: RunOptions) -> None:
+    """Run ``autounet train`` (training + validation) for one fold pinned to one device.
+
+    ``cuda:K`` becomes ``CUDA_VISIBLE_DEVICES=K`` for the child, which then trains on its only visible GPU.
+    """
+    env = dict(os.environ)
+    train_device = device
+    if device.startswith("cuda:"):
+        env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+        train_device = "cuda"
+    cmd = [sys.executable, "-m", "autounet", "train", name, configuration, str(fold),
+           *_workspace_for_subprocess(workspace, env), "--plans", plans_name, "--budget",
+           "short" if options.budget == "short" else "reference", "--device", train_device, "--resume",
+           "--no-progress"]
+    for key, value in options.training_overrides.items():
+        if key not in _TRAIN_FLAGS:
+            msg = f"{key} cannot be passed to trainings on several devices; use one of {', '.join(_TRAIN_FLAGS)}."
+            raise UsageError(msg)
+        cmd += [_TRAIN_FLAGS[key], str(value)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        msg = f"autounet train {configuration} {fold} on {device} exited with {proc.returncode}: {' | '.join(tail)}"
+        raise AutounetError(msg)
