@@ -18,7 +18,8 @@ What it does (all in a temporary reference workspace; the raw data is never modi
 
 Outputs per dataset folder: ``dataset.json``, ``dataset_fingerprint.json`` (the planner input; for Hippocampus the
 reference's own extraction) and one ``<plans_name>.json`` per run, plus ``manifest.json`` listing every run with
-the preset and options our planner must be called with.
+the preset and options our planner must be called with. ``vram_estimates.json`` holds the reference networks'
+``compute_conv_feature_map_size`` (the planner's VRAM proxy) for 12 topologies.
 """
 
 from __future__ import annotations
@@ -261,16 +262,73 @@ def _collect(name: str, root: Path, out: Path, runs: list[dict[str, Any]]) -> li
     return manifest
 
 
+VRAM_CASES = [
+    # network, patch, strides, num_classes, deep_supervision
+    ("plain_unet", [40, 56, 40], [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], 3, False),
+    ("plain_unet", [128, 128, 128], [[1, 1, 1]] + [[2, 2, 2]] * 5, 3, False),
+    ("plain_unet", [20, 256, 224], [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]], 4, False),
+    ("plain_unet", [37, 61, 45], [[1, 1, 1], [2, 2, 2], [1, 2, 2], [2, 2, 1]], 5, True),
+    ("plain_unet", [512, 512], [[1, 1]] + [[2, 2]] * 7, 2, False),
+    ("plain_unet", [56, 40], [[1, 1], [2, 2], [2, 2], [2, 2]], 3, True),
+    ("resenc_unet", [128, 128, 128], [[1, 1, 1]] + [[2, 2, 2]] * 5, 3, True),
+    ("resenc_unet", [128, 128, 128], [[1, 1, 1]] + [[2, 2, 2]] * 5, 3, False),
+    ("resenc_unet", [512, 512], [[1, 1]] + [[2, 2]] * 6, 3, True),
+    ("resenc_unet", [160, 192, 224], [[1, 1, 1]] + [[2, 2, 2]] * 5, 14, False),
+    ("resenc_unet", [20, 256, 224], [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]], 4, False),
+    ("resenc_unet", [33, 47, 29], [[1, 1, 1], [2, 2, 2], [2, 1, 2], [2, 2, 2]], 6, True),
+]
+
+
+def make_vram(out: Path) -> None:
+    """``vram_estimates.json``: the reference networks' ``compute_conv_feature_map_size`` for several topologies."""
+    cases = []
+    for network, patch, strides, classes, ds in VRAM_CASES:
+        n, dim = len(strides), len(patch)
+        features = [min(320 if dim == 3 else 512, 32 * 2 ** s) for s in range(n)]
+        blocks = [2] * n if network == "plain_unet" else [1, 3, 4, 6, 6, 6, 6, 6, 6, 6][:n]
+        dec = [2 if network == "plain_unet" else 1] * (n - 1)
+        cases.append({"network": network, "patch_size": patch, "strides": strides, "num_outputs": classes,
+                      "deep_supervision": ds, "features_per_stage": features, "blocks_per_stage": blocks,
+                      "convs_per_stage_decoder": dec})
+    code = f"""
+import json, torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
+cases = json.loads({json.dumps(json.dumps(cases))})
+out = []
+for c in cases:
+    dim = len(c["patch_size"])
+    conv = torch.nn.Conv3d if dim == 3 else torch.nn.Conv2d
+    norm = torch.nn.InstanceNorm3d if dim == 3 else torch.nn.InstanceNorm2d
+    common = dict(input_channels=1, n_stages=len(c["strides"]), features_per_stage=c["features_per_stage"],
+                  conv_op=conv, kernel_sizes=3, strides=c["strides"], num_classes=c["num_outputs"],
+                  n_conv_per_stage_decoder=c["convs_per_stage_decoder"], conv_bias=True, norm_op=norm,
+                  norm_op_kwargs={{"eps": 1e-5, "affine": True}}, nonlin=torch.nn.LeakyReLU,
+                  nonlin_kwargs={{"inplace": True}}, deep_supervision=c["deep_supervision"])
+    if c["network"] == "plain_unet":
+        net = PlainConvUNet(n_conv_per_stage=c["blocks_per_stage"], **common)
+    else:
+        net = ResidualEncoderUNet(n_blocks_per_stage=c["blocks_per_stage"], **common)
+    out.append(dict(c, expected=int(net.compute_conv_feature_map_size(c["patch_size"]))))
+print(json.dumps(out))
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = json.loads(run_reference_python(code, Path(tmp), threads=1).strip().splitlines()[-1])
+    (out / "vram_estimates.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "tests" / "data" / "golden" / "planning")
-    parser.add_argument("--only", nargs="*", help="dataset names to (re)make")
+    parser.add_argument("--only", nargs="*", help="dataset names (or 'vram') to (re)make")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_file = args.out / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else []
-    names = args.only or ["Dataset004_Hippocampus", *SYNTHETIC]
+    names = args.only or ["vram", "Dataset004_Hippocampus", *SYNTHETIC]
+    if "vram" in names:
+        make_vram(args.out)
+        names = [n for n in names if n != "vram"]
     with tempfile.TemporaryDirectory(prefix="autounet_golden_planning_") as tmp:
         for name in names:
             print(f"making {name} ...", flush=True)

@@ -10,7 +10,6 @@ need the filled mask itself (preprocessing marks voxels outside it with -1).
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_fill_holes
 
 BBox = tuple[tuple[int, int], ...]
 
@@ -22,6 +21,8 @@ def any_nonzero(images: np.ndarray) -> np.ndarray:
 
 def nonzero_mask(images: np.ndarray) -> np.ndarray:
     """The reference's non-zero mask: any channel non-zero, holes filled (face connectivity, whole volume)."""
+    from scipy.ndimage import binary_fill_holes  # noqa: PLC0415 - slow import, only needed here
+
     return binary_fill_holes(any_nonzero(images))
 
 

@@ -189,19 +189,22 @@ def extract(raw_dataset: RawDatasetLike, *, workers: int = 1, progress: bool = F
             :mod:`autounet.fingerprint.intensity`).
     """
     tasks = case_tasks(raw_dataset)
+    signature = dataset_signature(raw_dataset)  # before reading: a change during extraction makes it stale
     num_channels = len(raw_dataset.spec.channel_names)
     summaries = map_ordered(analyze_task, tasks, workers=workers, progress=progress,
                             desc="Extracting dataset fingerprint")
     fingerprint = aggregate(summaries, num_channels=num_channels, max_bins=max_bins)
     provenance = make_provenance("autounet.fingerprint")
-    provenance["dataset_signature"] = dataset_signature(raw_dataset)
+    provenance["dataset_signature"] = signature
     return dataclasses.replace(fingerprint, image_reader=tasks[0].reader, provenance=provenance)
 
 
 def dataset_signature(raw_dataset: RawDatasetLike) -> str:
-    """Hash of the case list with each file's path, size and modification time, plus dataset.json's content."""
+    """Hash of the case list with each file's path (relative to the dataset folder, so that moving the dataset
+    keeps it), size and modification time, plus dataset.json's content."""
     h = hashlib.sha256()
-    spec_file = Path(raw_dataset.root) / "dataset.json"
+    root = Path(raw_dataset.root)
+    spec_file = root / "dataset.json"
     if spec_file.is_file():
         h.update(spec_file.read_bytes())
     for cid, files in raw_dataset.cases.items():
@@ -209,8 +212,10 @@ def dataset_signature(raw_dataset: RawDatasetLike) -> str:
         for p in (*files.images, files.label):
             if p is None:
                 continue
-            st = Path(p).stat()
-            h.update(f"{os.fspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
+            path = Path(p)
+            st = path.stat()
+            name = path.relative_to(root) if path.is_relative_to(root) else path
+            h.update(f"{name.as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 
