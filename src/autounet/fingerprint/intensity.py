@@ -149,18 +149,17 @@ class ChannelAccumulator:
             self._flush()
 
     def _flush(self) -> None:
+        """Merge pending exact samples into the histogram, keeping bins sorted and disjoint."""
         if not self._pending:
             return
-        parts = [self.histogram] if self.histogram is not None else []
-        dtype = self._pending[0].values.dtype
-        lo = np.concatenate([p.lo for p in parts] + [s.values for s in self._pending]).astype(dtype, copy=False)
-        hi = np.concatenate([p.hi for p in parts] + [s.values for s in self._pending]).astype(dtype, copy=False)
-        counts = np.concatenate([p.counts for p in parts] + [s.counts for s in self._pending])
+        values = np.concatenate([s.values for s in self._pending])
+        counts = np.concatenate([s.counts for s in self._pending])
         self._pending, self._pending_size = [], 0
-        order = np.lexsort((hi, lo))
-        lo, hi, counts = lo[order], hi[order], counts[order]
-        starts = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
-        self.histogram = Histogram(lo[starts], hi[starts], np.add.reduceat(counts, starts))
+        order = np.argsort(values, kind="stable")
+        values, counts = values[order], counts[order]
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        new = Histogram(values[starts], values[starts].copy(), np.add.reduceat(counts, starts))
+        self.histogram = new if self.histogram is None else _merge(self.histogram, new)
         while self.histogram.counts.size > self.max_bins:
             self.histogram = _compact(self.histogram)
             self.compactions += 1
@@ -176,6 +175,20 @@ class ChannelAccumulator:
             mean=m.mean, median=values[1], std=float(np.sqrt(m.m2 / m.n)), min=m.minimum, max=m.maximum,
             percentile_99_5=values[2], percentile_00_5=values[0])
         return props, {"percentile_00_5": bounds[0], "median": bounds[1], "percentile_99_5": bounds[2]}
+
+
+def _merge(old: Histogram, new: Histogram) -> Histogram:
+    """Merge exact values ``new`` into ``old`` (disjoint bins): a value inside a merged bin's range joins that bin,
+    so bins stay disjoint and every order statistic lies inside the bin its rank falls in."""
+    idx = np.searchsorted(old.lo, new.lo, side="right") - 1
+    inside = (idx >= 0) & (new.lo <= old.hi[np.maximum(idx, 0)])
+    counts = old.counts.copy()
+    np.add.at(counts, idx[inside], new.counts[inside])
+    lo = np.concatenate([old.lo, new.lo[~inside]])
+    hi = np.concatenate([old.hi, new.hi[~inside]])
+    counts = np.concatenate([counts, new.counts[~inside]])
+    order = np.argsort(lo, kind="stable")
+    return Histogram(lo[order], hi[order], counts[order])
 
 
 def _compact(h: Histogram) -> Histogram:
