@@ -15,7 +15,7 @@ min, max, mean and std stay exact. Integer-valued images (CT, most MRI) never re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +99,16 @@ class ChannelSample:
         return Moments.of(self.values, self.counts)
 
 
+def randint_chunks(rs: np.random.RandomState, n: int, size: int, *, chunk: int = 1 << 22) -> Iterator[np.ndarray]:
+    """``rs.randint(0, n, size)`` in chunks of at most ``chunk`` values (memory independent of ``size``).
+
+    numpy's legacy bounded integers carry no buffer between calls (32-bit masked rejection, or 64-bit draws), so
+    successive calls produce exactly the stream of one large call; the unit tests check this.
+    """
+    for start in range(0, size, chunk):
+        yield rs.randint(0, n, size=min(chunk, size - start))
+
+
 def sample_foreground(channels: Sequence[np.ndarray], num_samples: int, *, seed: int = SEED
                       ) -> tuple[ChannelSample, ...]:
     """Sample ``num_samples`` foreground values per channel exactly as the reference does, as histograms.
@@ -115,12 +125,15 @@ def sample_foreground(channels: Sequence[np.ndarray], num_samples: int, *, seed:
         if n == 0:
             out.append(ChannelSample(values[:0].copy(), np.empty(0, np.int64)))
             continue
-        idx = rs.randint(0, n, size=num_samples)  # what RandomState.choice(values, num_samples) draws
-        if num_samples < n:
+        if num_samples < n:  # what RandomState.choice(values, num_samples) picks, as distinct values + counts
+            idx = rs.randint(0, n, size=num_samples)
             uniq, counts = np.unique(values[idx], return_counts=True)
-        else:
+        else:  # multiplicity per voxel, accumulated chunk by chunk (memory independent of num_samples)
+            multiplicity = np.zeros(n, np.int64)
+            for idx in randint_chunks(rs, n, num_samples):
+                multiplicity += np.bincount(idx, minlength=n)
             uniq, inverse = np.unique(values, return_inverse=True)
-            counts = np.bincount(inverse, weights=np.bincount(idx, minlength=n), minlength=uniq.size)
+            counts = np.bincount(inverse, weights=multiplicity, minlength=uniq.size)
             counts = np.rint(counts).astype(np.int64)
             keep = counts > 0
             uniq, counts = uniq[keep], counts[keep]

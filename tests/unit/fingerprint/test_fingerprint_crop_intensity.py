@@ -134,3 +134,14 @@ def test_compaction_bounds_memory_and_reports_error(rng: np.random.Generator) ->
 
 def test_empty_channel_finalizes_to_none() -> None:
     assert ChannelAccumulator().finalize() is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1024, 1025, 2**31 + 5, 2**33 + 1])
+def test_chunked_draws_equal_one_large_call(n: int) -> None:
+    from autounet.fingerprint.intensity import randint_chunks
+
+    ours = np.random.RandomState(1234)
+    ref = np.random.RandomState(1234)
+    for size in (5000, 3):  # successive calls continue the same stream (as channels do)
+        got = np.concatenate(list(randint_chunks(ours, n, size, chunk=777)))
+        np.testing.assert_array_equal(got, ref.randint(0, n, size=size))

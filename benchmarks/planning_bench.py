@@ -1,0 +1,119 @@
+"""Benchmark: fingerprint extraction + experiment planning, autounet vs the reference (nnunetv2 2.8.1).
+
+Both run as command-line programs on the same cores, in one run, on the Hippocampus dataset (208 cases, copied to
+the reference's raw layout in a temporary workspace), with the same number of worker processes:
+
+* fingerprint: ``autounet fingerprint 4 --clean -j N`` vs ``nnUNetv2_extract_fingerprint -d 4 --clean -np N``
+* plan (default): ``autounet plan 4`` vs ``nnUNetv2_plan_experiment -d 4``
+* plan (ResEnc L): ``autounet plan 4 --preset resenc-l`` vs ``nnUNetv2_plan_experiment -d 4 -pl nnUNetPlannerResEncL``
+
+Usage: ``nice -n 10 .venv/bin/python benchmarks/planning_bench.py [--workers 2] [--cases 208]``.
+Prints a table (seconds, ratio ours / reference; the goal is <= 0.5) and checks that both produced equal plans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from reference import reference_env, run_reference  # noqa: E402
+
+HIPPOCAMPUS = REPO.parent / "shared" / "datasets" / "Hippocampus"
+NAME = "Dataset004_Hippocampus"
+
+
+def make_raw(root: Path, cases: int) -> None:
+    """Copy the image/label pairs into ``root/raw/Dataset004_Hippocampus`` (reference layout)."""
+    raw = root / "raw" / NAME
+    (raw / "imagesTr").mkdir(parents=True)
+    (raw / "labelsTr").mkdir(parents=True)
+    pairs = sorted(p.name for p in (HIPPOCAMPUS / "labels").glob("*.nii.gz")
+                   if (HIPPOCAMPUS / "images" / p.name).is_file())[:cases]
+    for f in pairs:
+        shutil.copyfile(HIPPOCAMPUS / "images" / f, raw / "imagesTr" / f"{f[:-7]}_0000.nii.gz")
+        shutil.copyfile(HIPPOCAMPUS / "labels" / f, raw / "labelsTr" / f)
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MRI"}, "labels": {"background": 0, "Anterior": 1, "Posterior": 2},
+        "numTraining": len(pairs), "file_ending": ".nii.gz", "name": "Hippocampus"}))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ours(root: Path, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_", "AUTOUNET_"))}
+    subprocess.run([str(REPO / ".venv" / "bin" / "autounet"), args[0], "--workspace", str(root), "--quiet",
+                    "--no-progress", *args[1:]], check=True, env=env, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--cases", type=int, default=208)
+    args = parser.parse_args()
+    n = str(args.workers)
+    with tempfile.TemporaryDirectory(prefix="autounet_planning_bench_") as tmp:
+        ours_root, ref_root = Path(tmp) / "ours", Path(tmp) / "ref"
+        make_raw(ours_root, args.cases)
+        make_raw(ref_root, args.cases)
+        reference_env(ref_root)  # creates the reference roots
+        rows = [
+            ("fingerprint",
+             timed(lambda: ours(ours_root, "fingerprint", "4", "--clean", "-j", n)),
+             timed(lambda: run_reference(["nnUNetv2_extract_fingerprint", "-d", "4", "--clean", "-np", n],
+                                         ref_root))),
+            ("plan (default)",
+             timed(lambda: ours(ours_root, "plan", "4", "-j", n)),
+             timed(lambda: run_reference(["nnUNetv2_plan_experiment", "-d", "4"], ref_root))),
+            ("plan (ResEnc L)",
+             timed(lambda: ours(ours_root, "plan", "4", "--preset", "resenc-l", "-j", n)),
+             timed(lambda: run_reference(["nnUNetv2_plan_experiment", "-d", "4", "-pl", "nnUNetPlannerResEncL"],
+                                         ref_root))),
+        ]
+        rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows)))
+        same = check_equal(ours_root, ref_root)
+    print(f"Hippocampus, {args.cases} cases, {args.workers} worker process(es); wall-clock seconds, one run\n")
+    print(f"| step | autounet (s) | reference (s) | ratio |\n|---|---:|---:|---:|")
+    for step, a, b in rows:
+        print(f"| {step} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    print(f"\nplans equal to the reference's in every field: {same}")
+
+
+def check_equal(ours_root: Path, ref_root: Path) -> bool:
+    """Exported autounet plans == the reference's plans (both presets); the intensity mean/std (from the
+    fingerprint) within the stated 1e-5 relative tolerance, everything else exactly."""
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "planning"))
+    from _planning_golden import diff  # noqa: PLC0415
+
+    from autounet.planning.reference import export_plans  # noqa: PLC0415
+    from autounet.schemas.plans import load_plans  # noqa: PLC0415
+
+    ok = True
+    for name in ("nnUNetPlans", "nnUNetResEncUNetLPlans"):
+        mine = export_plans(load_plans(ours_root / "preprocessed" / NAME / f"{name}.json"))
+        theirs = json.loads((ref_root / "preprocessed" / NAME / f"{name}.json").read_text())
+        a = mine.pop("foreground_intensity_properties_per_channel")
+        b = theirs.pop("foreground_intensity_properties_per_channel")
+        differences = diff(mine, theirs) + [
+            f"intensity {c}.{k}: {a[c][k]} vs {v}" for c in b for k, v in b[c].items()
+            if abs(a[c][k] - v) > 1e-5 * max(abs(v), 1e-12)]
+        if differences:
+            print(f"{name}: differences:\n" + "\n".join(differences[:20]))
+            ok = False
+    return ok
+
+
+if __name__ == "__main__":
+    main()
