@@ -38,6 +38,9 @@ REPORT_HTML = "index.html"
 PROBABILITIES_ENDING = ".npz"
 PROBABILITIES_META_ENDING = ".meta.json"
 
+# ---- prediction outputs (inference) ----------------------------------------------------------------------------
+PREDICT_ARGS_JSON = "predict_args.json"
+
 
 def folds_tag(folds: tuple[int, ...] | list[int]) -> str:
     """``0_1_2_3_4`` from ``(0, 1, 2, 3, 4)``."""
