@@ -111,3 +111,10 @@ def test_store_reads_reference_files_and_merges(tmp_path) -> None:
     merged = write_plans(target, fresh)
     assert merged.configuration_names() == ["2d", "3d_lowres", "3d_fullres", "3d_cascade_fullres"]
     assert load_plans(target).configuration("3d_cascade_fullres").previous_stage == "3d_lowres"
+
+
+def test_global_flags_may_follow_the_plans_action(tmp_path) -> None:
+    source = GOLDEN / "Dataset506_ACDCLike" / "nnUNetPlans.json"
+    root = tmp_path / "ws"
+    assert main(["plans", "import", str(source), "--workspace", str(root), "--quiet"]) == 0
+    assert (root / "preprocessed" / "Dataset506_ACDCLike" / "nnUNetPlans.json").is_file()
