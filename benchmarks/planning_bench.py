@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from reference import reference_env, run_reference  # noqa: E402
+from reference import reference_env, reference_python  # noqa: E402
 
 HIPPOCAMPUS = REPO.parent / "shared" / "datasets" / "Hippocampus"
 NAME = "Dataset004_Hippocampus"
@@ -46,16 +46,25 @@ def make_raw(root: Path, cases: int) -> None:
         "numTraining": len(pairs), "file_ending": ".nii.gz", "name": "Hippocampus"}))
 
 
-def timed(fn) -> float:
+PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); " \
+       "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+
+
+def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock seconds and peak RSS (MiB) of the largest process of ``cmd``'s process tree."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    out = subprocess.run([sys.executable, "-c", PEAK, *cmd], check=True, env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
-def ours(root: Path, *args: str) -> None:
+def ours(root: Path, *args: str) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_", "AUTOUNET_"))}
-    subprocess.run([str(REPO / ".venv" / "bin" / "autounet"), args[0], "--workspace", str(root), "--quiet",
-                    "--no-progress", *args[1:]], check=True, env=env, capture_output=True)
+    return measured([str(REPO / ".venv" / "bin" / "autounet"), args[0], "--workspace", str(root), "--quiet",
+                     "--no-progress", *args[1:]], env)
+
+
+def reference(root: Path, *args: str) -> tuple[float, float]:
+    return measured([str(reference_python().parent / args[0]), *args[1:]], reference_env(root))
 
 
 def main() -> None:
@@ -70,24 +79,22 @@ def main() -> None:
         make_raw(ref_root, args.cases)
         reference_env(ref_root)  # creates the reference roots
         rows = [
-            ("fingerprint",
-             timed(lambda: ours(ours_root, "fingerprint", "4", "--clean", "-j", n)),
-             timed(lambda: run_reference(["nnUNetv2_extract_fingerprint", "-d", "4", "--clean", "-np", n],
-                                         ref_root))),
-            ("plan (default)",
-             timed(lambda: ours(ours_root, "plan", "4", "-j", n)),
-             timed(lambda: run_reference(["nnUNetv2_plan_experiment", "-d", "4"], ref_root))),
-            ("plan (ResEnc L)",
-             timed(lambda: ours(ours_root, "plan", "4", "--preset", "resenc-l", "-j", n)),
-             timed(lambda: run_reference(["nnUNetv2_plan_experiment", "-d", "4", "-pl", "nnUNetPlannerResEncL"],
-                                         ref_root))),
+            ("fingerprint", ours(ours_root, "fingerprint", "4", "--clean", "-j", n),
+             reference(ref_root, "nnUNetv2_extract_fingerprint", "-d", "4", "--clean", "-np", n)),
+            ("plan (default)", ours(ours_root, "plan", "4", "-j", n),
+             reference(ref_root, "nnUNetv2_plan_experiment", "-d", "4")),
+            ("plan (ResEnc L)", ours(ours_root, "plan", "4", "--preset", "resenc-l", "-j", n),
+             reference(ref_root, "nnUNetv2_plan_experiment", "-d", "4", "-pl", "nnUNetPlannerResEncL")),
         ]
-        rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows)))
         same = check_equal(ours_root, ref_root)
-    print(f"Hippocampus, {args.cases} cases, {args.workers} worker process(es); wall-clock seconds, one run\n")
-    print(f"| step | autounet (s) | reference (s) | ratio |\n|---|---:|---:|---:|")
-    for step, a, b in rows:
-        print(f"| {step} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    total_a, total_b = sum(r[1][0] for r in rows), sum(r[2][0] for r in rows)
+    print(f"Hippocampus, {args.cases} cases, {args.workers} worker process(es); wall-clock seconds, one run; peak RSS "
+          "of the largest process\n")
+    print("| step | autounet (s) | reference (s) | ratio | autounet peak MiB | reference peak MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for step, (a, ma), (b, mb) in rows:
+        print(f"| {step} | {a:.2f} | {b:.2f} | {a / b:.2f} | {ma:.0f} | {mb:.0f} |")
+    print(f"| total | {total_a:.2f} | {total_b:.2f} | {total_a / total_b:.2f} | | |")
     print(f"\nplans equal to the reference's in every field: {same}")
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -16,8 +17,10 @@ R = TypeVar("R")
 
 
 def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progress: bool,
-                desc: str) -> Iterator[R]:
+                desc: str, window: int = 4) -> Iterator[R]:
     """Yield ``fn(item)`` in input order, in ``workers`` spawned processes (in-process when ``workers <= 1``).
+
+    At most ``window * workers`` tasks are in flight, so finished results never pile up in memory.
 
     Raises:
         AutounetError: a worker process died (usually out of memory).
@@ -31,12 +34,17 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progr
                 yield fn(item)
                 bar.update()
             return
-        chunksize = max(1, len(items) // (workers * 16))
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
             try:
-                for result in pool.map(fn, items, chunksize=chunksize):
-                    yield result
+                pending: deque[Future[R]] = deque()
+                for item in items:  # at most window x workers results wait in memory, whatever the case count
+                    pending.append(pool.submit(fn, item))
+                    if len(pending) >= window * workers:
+                        yield pending.popleft().result()
+                        bar.update()
+                while pending:
+                    yield pending.popleft().result()
                     bar.update()
             except BrokenProcessPool as exc:
                 msg = (f"{desc}: a worker process died (usually out of memory). Retry with fewer workers "
