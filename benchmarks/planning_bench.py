@@ -87,6 +87,7 @@ def main() -> None:
              reference(ref_root, "nnUNetv2_plan_experiment", "-d", "4", "-pl", "nnUNetPlannerResEncL")),
         ]
         same = check_equal(ours_root, ref_root)
+        readable = reference_reads_our_fingerprint(ours_root, ref_root)
     total_a, total_b = sum(r[1][0] for r in rows), sum(r[2][0] for r in rows)
     print(f"Hippocampus, {args.cases} cases, {args.workers} worker process(es); wall-clock seconds, one run; peak RSS "
           "of the largest process\n")
@@ -96,6 +97,20 @@ def main() -> None:
         print(f"| {step} | {a:.2f} | {b:.2f} | {a / b:.2f} | {ma:.0f} | {mb:.0f} |")
     print(f"| total | {total_a:.2f} | {total_b:.2f} | {total_a / total_b:.2f} | | |")
     print(f"\nplans equal to the reference's in every field: {same}")
+    print(f"reference planner reads our dataset_fingerprint.json and plans identically: {readable}")
+
+
+def reference_reads_our_fingerprint(ours_root: Path, ref_root: Path) -> bool:
+    """Run the reference planner on our fingerprint file (with our extra keys); same configurations?"""
+    pre = ref_root / "preprocessed" / NAME
+    expected = json.loads((pre / "nnUNetPlans.json").read_text())["configurations"]
+    shutil.copyfile(ours_root / "preprocessed" / NAME / "dataset_fingerprint.json", pre / "dataset_fingerprint.json")
+    reference(ref_root, "nnUNetv2_plan_experiment", "-d", "4", "-overwrite_plans_name", "FromOurFingerprint")
+    got = json.loads((pre / "FromOurFingerprint.json").read_text())["configurations"]
+    for config in (got, expected):
+        for c in config.values():
+            c.pop("data_identifier", None)
+    return got == expected
 
 
 def check_equal(ours_root: Path, ref_root: Path) -> bool:
