@@ -94,10 +94,10 @@ class RunLogger:
         self.text_path = fold_dir / name
 
     def text(self, message: str) -> None:
-        """Log ``message`` and append it, timestamped, to the text log."""
-        log.info(message)
+        """Log ``message`` and append it, timestamped, to the text log (nothing on ranks other than 0)."""
         if not self.enabled:
             return
+        log.info(message)
         self.fold_dir.mkdir(parents=True, exist_ok=True)
         with open(self.text_path, "a", encoding="utf-8") as fh:
             fh.write(f"{_dt.datetime.now().isoformat(sep=' ', timespec='seconds')}: {message}\n")
