@@ -122,7 +122,8 @@ SYNTHETIC: dict[str, dict[str, Any]] = {
     "Dataset501_AnisoCT": {
         "make": _aniso_ct, "relative_size": 0.81, "file_ending": ".nii.gz",
         "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumor": 2},
-        "runs": [*ALL_PRESETS, {"preset": "default", "plans_name": "nnUNetPlans_ts", "target_spacing": [2.5, 0.8, 0.8]}],
+        "runs": [*ALL_PRESETS,
+                 {"preset": "default", "plans_name": "nnUNetPlans_ts", "target_spacing": [2.5, 0.8, 0.8]}],
     },
     "Dataset502_MultiMRI": {
         "make": _multi_mri, "relative_size": 0.55, "file_ending": ".nii.gz",
@@ -227,7 +228,8 @@ def make_hippocampus(root: Path, out: Path, *, workers: int) -> list[dict[str, A
     raw = root / "raw" / name
     (raw / "imagesTr").mkdir(parents=True)
     (raw / "labelsTr").mkdir(parents=True)
-    pairs = sorted(p.name for p in (HIPPOCAMPUS / "labels").glob("*.nii.gz") if (HIPPOCAMPUS / "images" / p.name).is_file())
+    pairs = sorted(p.name for p in (HIPPOCAMPUS / "labels").glob("*.nii.gz")
+                   if (HIPPOCAMPUS / "images" / p.name).is_file())
     for f in pairs:
         case = f[: -len(".nii.gz")]
         shutil.copyfile(HIPPOCAMPUS / "images" / f, raw / "imagesTr" / f"{case}_0000.nii.gz")

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -115,7 +115,7 @@ def analyze_task(task: CaseTask) -> CaseSummary:
                         case_id=task.case_id)
 
 
-def aggregate(summaries: Sequence[CaseSummary] | Any, *, num_channels: int,
+def aggregate(summaries: Iterable[CaseSummary], *, num_channels: int,
               max_bins: int = DEFAULT_MAX_BINS) -> Fingerprint:
     """Combine case summaries (any iterable, consumed once, in case order) into a :class:`Fingerprint`.
 

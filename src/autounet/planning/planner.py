@@ -21,7 +21,7 @@ from autounet.planning.batch_size import batch_size as decide_batch_size
 from autounet.planning.memory import feature_map_size
 from autounet.planning.normalization import normalization_components, resampling_components
 from autounet.planning.patch_size import initial_patch_size, shrink_to_budget
-from autounet.planning.presets import PlannerPreset, get_preset
+from autounet.planning.presets import PRESETS, PlannerPreset, get_preset
 from autounet.planning.spacing import fullres_target_spacing, median_resampled_shape, transpose_for
 from autounet.planning.topology import Topology, pool_and_conv_props
 from autounet.schemas._base import make_provenance
@@ -154,8 +154,6 @@ def _check_memory(preset: PlannerPreset, gpu_memory_gb: float | None) -> float:
 
 def _check_plans_name(preset: PlannerPreset, plans_name: str | None, *, custom_memory: bool,
                       custom_spacing: bool) -> str:
-    from autounet.planning.presets import PRESETS  # noqa: PLC0415 (avoid a cycle at import)
-
     name = plans_name or preset.plans_name
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         msg = f"invalid plans name {name!r}: use letters, digits, '_' or '-'."
