@@ -226,6 +226,7 @@ def _slab_rows(n_rows: int, bytes_per_row: int, budget: int) -> int:
     return max(1, min(n_rows, budget // max(1, bytes_per_row)))
 
 
+@torch.inference_mode()
 def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, config_spacing: Sequence[float],
                   labels: LabelSemantics, resampling: ProbabilityResampling = ProbabilityResampling(),
                   with_probabilities: bool = False, slab_bytes: int = DEFAULT_SLAB_BYTES) -> ExportResult:

@@ -35,12 +35,11 @@ from autounet.inference import probabilities as _probabilities
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
-from autounet.workspace import DATASET_JSON, PLANS_JSON, model_dir_name
+from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
 
 log = get_logger(__name__)
 
 DICOM_OUTPUT_ENDING = ".nii.gz"
-RUN_RECORD_JSON = "predict_args.json"
 
 
 @dataclass
@@ -154,8 +153,12 @@ class Predictor:
 
     # ---- the three steps -----------------------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray, geometry: ImageGeometry, *,
-                   previous_segmentation: np.ndarray | None = None, case_id: str = "case") -> _Loaded:
-        """Preprocess one case as in training; cascades stack the one-hot previous-stage segmentation."""
+                   previous_segmentation: np.ndarray | None = None, case_id: str = "case",
+                   copy: bool = True) -> _Loaded:
+        """Preprocess one case as in training; cascades stack the one-hot previous-stage segmentation.
+
+        ``copy=False`` lets preprocessing work inside ``images`` (one volume less memory); they are then spoiled.
+        """
         from autounet.preprocessing import preprocess_case
 
         images = _check_images(images, self.num_channels)
@@ -164,7 +167,8 @@ class Predictor:
             seg = np.asarray(previous_segmentation)
             seg = seg[None] if seg.ndim == 3 else seg
         pre = preprocess_case(images, seg, geometry, self.model.plans, self.model.configuration,
-                              labels=self.model.labels, case_id=case_id, plans_sha256=self._plans_sha256)
+                              labels=self.model.labels, case_id=case_id, plans_sha256=self._plans_sha256,
+                              copy=copy)
         data = pre.data
         if self.model.is_cascade:
             data = np.concatenate([data, _one_hot(pre.seg[0], self.model.labels.foreground_labels)])
@@ -240,7 +244,13 @@ class Predictor:
                 prev = self.previous_stage
                 first = prev.preprocess(images, geometry, case_id=job.case.case_id)
                 previous = prev.export(prev.predict_logits(first.data), first.case).segmentation
-        return self.preprocess(images, geometry, previous_segmentation=previous, case_id=job.case.case_id)
+        return self.preprocess(images, geometry, previous_segmentation=previous, case_id=job.case.case_id,
+                               copy=False)
+
+    def _predict_job(self, loaded: _Loaded) -> torch.Tensor:
+        logits = self.predict_logits(loaded.data)
+        loaded.data = None  # type: ignore[assignment]  # free the input while the case waits for export
+        return logits
 
     def _export_job(self, job: _Job, loaded: _Loaded, logits: torch.Tensor, *, save_probabilities: bool) -> None:
         result = self.export(logits, loaded.case, with_probabilities=save_probabilities)
@@ -284,7 +294,7 @@ class Predictor:
         if on_start is not None:
             on_start(len(todo))
         stages: Stages[_Job] = Stages(
-            load=self._load_job, predict=lambda loaded: self.predict_logits(loaded.data),
+            load=self._load_job, predict=self._predict_job,
             export=lambda job, loaded, logits: self._export_job(job, loaded, logits,
                                                                 save_probabilities=save_probabilities))
         run = run_cases(todo, stages, case_id=lambda j: j.case.case_id, on_done=on_done,
@@ -325,7 +335,7 @@ class Predictor:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output_dir / DATASET_JSON, self.model.dataset.to_dict())
         write_json_atomic(output_dir / PLANS_JSON, self.model.plans.to_dict())
-        write_json_atomic(output_dir / RUN_RECORD_JSON, {
+        write_json_atomic(output_dir / PREDICT_ARGS_JSON, {
             "inputs": [str(s) for s in sources], "model": self.model_info(), "settings": self.settings(),
             "save_probabilities": save_probabilities})
 

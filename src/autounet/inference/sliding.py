@@ -77,19 +77,14 @@ def pad_to_patch(data: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor
 
     Returns the padded tensor and the spatial slices that remove the padding again.
     """
-    spatial = data.shape[1:]
+    spatial = tuple(int(s) for s in data.shape[1:])
     offset = len(spatial) - len(patch)
-    before = [0] * len(spatial)
-    after = [0] * len(spatial)
-    for i, p in enumerate(patch):
-        diff = max(0, int(p) - int(spatial[offset + i]))
-        before[offset + i] = diff // 2
-        after[offset + i] = diff - diff // 2
-    revert = tuple(slice(b, b + s) for b, s in zip(before, spatial))
-    if not any(before) and not any(after):
+    amounts = [(0, 0)] * offset + sliding_window.pad_amounts(spatial[offset:], patch)
+    revert = tuple(slice(b, b + s) for (b, _), s in zip(amounts, spatial))
+    if not any(b or a for b, a in amounts):
         return data, revert
     pad: list[int] = []
-    for b, a in zip(reversed(before), reversed(after)):
+    for b, a in reversed(amounts):
         pad.extend((b, a))
     return torch.nn.functional.pad(data, pad, mode="constant", value=0.0), revert
 
@@ -135,7 +130,7 @@ def gaussian_weights(patch: Sequence[int], *, device: torch.device, use_gaussian
     if not use_gaussian:
         return torch.ones(tuple(int(p) for p in patch), dtype=torch.float32, device=device)
     g = sliding_window.gaussian_importance_map(tuple(int(p) for p in patch))
-    return torch.as_tensor(np.asarray(g), dtype=torch.float32).to(device)
+    return torch.tensor(np.asarray(g), dtype=torch.float32, device=device)  # a copy: the cached map is read-only
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -163,7 +158,8 @@ class _Accumulator:
 
     def add(self, grid: TileGrid, tiles: range, weighted: torch.Tensor, gaussian: torch.Tensor) -> None:
         """Add weighted tile logits ``(B, K, *patch3)`` (already multiplied by the Gaussian) at their positions."""
-        weighted = weighted.to(self.logits.device, non_blocking=True)
+        # device-to-host copies must complete before the host reads them: blocking unless the target is a GPU
+        weighted = weighted.to(self.logits.device, non_blocking=self.logits.device.type == "cuda")
         for j, i in enumerate(tiles):
             sl = grid.slices(i)
             self.logits[(slice(None), *sl)] += weighted[j]
@@ -267,11 +263,15 @@ def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device:
     """Tiles per network call from free memory.
 
     On CUDA: measure the peak memory of one forward pass with a single tile and fill half of the free memory
-    (capped at ``gpu_cap``). On the CPU larger batches barely help and cost memory: the number of mirrored
-    copies of one tile, capped at ``cpu_cap``.
+    (capped at ``gpu_cap``). On the CPU: an estimate of the activations of one tile at full resolution (six live
+    maps of the first stage's width) against an eighth of the available host memory (at most 1 GiB), capped at
+    ``cpu_cap``; small networks get several tiles per call (less per-call overhead), large patches one.
     """
     if device.type != "cuda":
-        return max(1, min(cpu_cap, n_mirrors))
+        width = _first_stage_width(network)
+        per_tile = 4 * 6 * width * math.prod(int(s) for s in input_shape[1:])
+        budget = min(2**30, _available_host_memory() // 8)
+        return max(1, min(cpu_cap, budget // max(1, per_tile)))
     free, _total = torch.cuda.mem_get_info(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -282,6 +282,26 @@ def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device:
     per_tile = max(1, torch.cuda.max_memory_allocated(device) - before)
     batch = int(0.5 * free // per_tile)
     return max(1, min(gpu_cap, batch))
+
+
+def _first_stage_width(network: nn.Module) -> int:
+    """Output channels of the network's first convolution (32 when there is none)."""
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            return int(module.out_channels)
+    return 32
+
+
+def _available_host_memory() -> int:
+    """``MemAvailable`` from /proc/meminfo (Linux), else 8 GiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
 
 
 def predicted_shape(spatial: Sequence[int], patch: Sequence[int]) -> tuple[int, ...]:

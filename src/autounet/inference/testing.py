@@ -2,7 +2,8 @@
 
 ``write_random_model`` writes the layout a training run leaves (``plans.json``, ``dataset.json``,
 ``fold_<k>/checkpoint_final.pth``) with freshly initialised weights (seeded per fold), so prediction can be
-exercised end to end without training.
+exercised end to end without training. ``tiny_plans`` / ``tiny_dataset`` describe a 2-stage U-Net with 16-voxel
+patches (``3d_fullres``, ``3d_lowres``, ``3d_cascade_fullres`` and ``2d``) that predicts in milliseconds.
 """
 
 from __future__ import annotations
@@ -10,16 +11,67 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from autounet import networks
 from autounet._atomic import write_json_atomic
 from autounet.labels import LabelSpec
+from autounet.planning.normalization import resampling_components
 from autounet.schemas.dataset import DatasetSpec
 from autounet.schemas.plans import Plans
 from autounet.training.checkpoint import FINAL, save_checkpoint
 from autounet.workspace import DATASET_JSON, DEFAULT_TRAINER, PLANS_JSON, fold_dir_name, model_dir_name
+
+TINY_LABELS = {"background": 0, "liver": 1, "tumour": 2}
+
+
+def tiny_configuration(patch: Sequence[int], spacing: Sequence[float], *, channels: int = 1,
+                       **extra: Any) -> dict[str, Any]:
+    """A plans configuration dict: a 2-stage plain U-Net (4 and 8 features) on ``patch``."""
+    ndim = len(patch)
+    res = {k: v.to_dict() for k, v in resampling_components().items()}
+    return {
+        "data_identifier": f"tiny_{ndim}d", "preprocessor": "default", "batch_size": 2,
+        "patch_size": list(patch), "median_image_size_in_voxels": list(patch), "spacing": list(spacing),
+        "normalization": [{"name": "zscore", "params": {"use_mask_for_norm": False}}] * channels,
+        **res,
+        "network": {"name": "plain_unet", "features_per_stage": [4, 8], "kernel_sizes": [[3] * ndim] * 2,
+                    "strides": [[1] * ndim, [2] * ndim], "blocks_per_stage": [1, 1],
+                    "convs_per_stage_decoder": [1]},
+        "batch_dice": False, **extra,
+    }
+
+
+def tiny_plans(*, channels: int = 1, transpose: Sequence[int] = (0, 1, 2),
+               spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> Plans:
+    """Plans with ``3d_fullres`` (at ``spacing``), ``3d_lowres`` (twice coarser), a cascade and ``2d``."""
+    forward = tuple(int(t) for t in transpose)
+    backward = tuple(sorted(range(3), key=lambda k: forward[k]))
+    sp = [float(spacing[t]) for t in forward]
+    return Plans(
+        dataset_name="Dataset900_Tiny", plans_name="nnUNetPlans", planner="test",
+        original_median_spacing_after_transp=tuple(sp), original_median_shape_after_transp=(20, 20, 20),
+        image_reader_writer="simpleitk", transpose_forward=forward, transpose_backward=backward,
+        foreground_intensity_properties_per_channel={},
+        configurations={
+            "3d_fullres": tiny_configuration((16, 16, 16), sp, channels=channels),
+            "3d_lowres": tiny_configuration((16, 16, 16), [2 * s for s in sp], channels=channels,
+                                            next_stage=["3d_cascade_fullres"]),
+            "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
+            "2d": tiny_configuration((16, 16), sp[1:], channels=channels),
+        })
+
+
+def tiny_dataset(*, channels: int = 1, file_ending: str = ".nii.gz", labels: dict[str, Any] | None = None,
+                 regions_class_order: Sequence[int] | None = None) -> DatasetSpec:
+    """A ``dataset.json`` with ``channels`` MR channels and the labels background/liver/tumour (or ``labels``)."""
+    data: dict[str, Any] = {"channel_names": {str(i): f"MR{i}" for i in range(channels)},
+                            "labels": labels or TINY_LABELS, "numTraining": 1, "file_ending": file_ending}
+    if regions_class_order is not None:
+        data["regions_class_order"] = list(regions_class_order)
+    return DatasetSpec.from_dict(data)
 
 
 def write_random_model(results_dataset_dir: str | os.PathLike[str], plans: Plans, dataset: DatasetSpec,

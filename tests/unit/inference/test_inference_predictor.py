@@ -12,6 +12,7 @@ import torch
 
 from autounet.errors import CheckpointError, UsageError
 from autounet.inference import Predictor, export_logits, predict_sliding_window
+from autounet.inference.testing import tiny_dataset
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_image
 from autounet.workspace import fold_dir_name
 
@@ -168,7 +169,7 @@ def test_cascade_without_lowres_model_is_an_error(make_model):
 def test_2d_configuration_on_png(make_model, rng, tmp_path):
     from PIL import Image
 
-    dataset_png = __import__("conftest").tiny_dataset(file_ending=".png")
+    dataset_png = tiny_dataset(file_ending=".png")
     pred = Predictor.from_model_dir(make_model("2d", dataset=dataset_png), device="cpu", tile_batch=4)
     src = tmp_path / "in"
     src.mkdir()
@@ -181,7 +182,7 @@ def test_2d_configuration_on_png(make_model, rng, tmp_path):
 
 
 def test_regions_are_painted_in_regions_class_order(make_model, rng):
-    dataset = __import__("conftest").tiny_dataset(
+    dataset = tiny_dataset(
         labels={"background": 0, "whole": [1, 2], "core": 2}, regions_class_order=(1, 2))
     pred = Predictor.from_model_dir(make_model(dataset=dataset), device="cpu", use_mirroring=False)
     out = pred.predict(_image(rng), (1.0, 1.0, 1.0), return_probabilities=True)

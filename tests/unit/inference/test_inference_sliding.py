@@ -169,3 +169,12 @@ def test_bad_options_raise_usage_errors():
         SlidingWindowOptions(tile_batch=0)
     with pytest.raises(UsageError, match="precision"):
         SlidingWindowOptions(precision="int8")
+
+
+def test_cpu_tile_batch_follows_the_activation_estimate():
+    from autounet.inference.sliding import choose_tile_batch
+
+    small = tiny_net(1, 2)  # 6 features on 16^3: many tiles per call
+    assert choose_tile_batch(small, (1, 16, 16, 16), device=CPU, n_mirrors=8) == 8
+    wide = nn.Sequential(nn.Conv3d(1, 320, 3, padding=1))  # 320 features on 256^3: one tile per call
+    assert choose_tile_batch(wide, (1, 256, 256, 256), device=CPU) == 1

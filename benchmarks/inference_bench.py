@@ -1,0 +1,261 @@
+"""Inference benchmark: ``nnUNetv2_predict`` (reference 2.8.1) vs ``autounet predict`` with identical weights.
+
+What it does (everything under ``--root``, default ``/tmp/autounet_inference_bench``):
+
+1. A raw ``Dataset004_Hippocampus`` (symlinks to ``../shared/datasets/Hippocampus``), planned by the reference
+   (``nnUNetv2_extract_fingerprint`` + ``nnUNetv2_plan_experiment``).
+2. A reference model folder ``nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth`` with randomly
+   initialised weights, made in the reference's venv with its own network builder (``get_network_from_plans``) and
+   checkpoint layout. Both tools predict from this same folder (autounet imports the reference plans and renames
+   the weights), so they run the same network with the same weights.
+3. ``--cases`` Hippocampus images predicted by both, fold 0, on the CPU, with and without mirroring; each command
+   is a fresh process (start-up included), the two tools alternate so that they share the machine's load. Prints
+   seconds per case, the ratio, and the voxel agreement of the two segmentations.
+4. Peak RSS on a synthetic large volume (``--large``, default ``512x512x600``) with ``--no-tta``: the full
+   ``autounet predict`` run is sampled (``VmHWM``) and stopped after ``--large-timeout`` seconds if unfinished; the
+   export stage (random logits of the full volume → resample/segment/uncrop → NIfTI) is measured separately.
+
+Usage: ``python benchmarks/inference_bench.py [--cases 10] [--skip-timing] [--skip-large]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference import reference_env, reference_python, run_reference, run_reference_python  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HIPPO = REPO.parent / "shared" / "datasets" / "Hippocampus"
+DATASET = "Dataset004_Hippocampus"
+MODEL = "nnUNetTrainer__nnUNetPlans__3d_fullres"
+OURS = [str(REPO / ".venv" / "bin" / "python"), "-m", "autounet"]
+
+MAKE_REFERENCE_MODEL = r"""
+import json, os, shutil, torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+pre = os.path.join(os.environ['nnUNet_preprocessed'], '{ds}')
+out = os.path.join(os.environ['nnUNet_results'], '{ds}', '{model}')
+plans = json.load(open(os.path.join(pre, 'nnUNetPlans.json')))
+ds = json.load(open(os.path.join(pre, 'dataset.json')))
+cm = PlansManager(plans).get_configuration('3d_fullres')
+torch.manual_seed({seed})
+net = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                             cm.network_arch_init_kwargs_req_import, 1, 3, allow_init=True, deep_supervision=True)
+os.makedirs(os.path.join(out, 'fold_0'), exist_ok=True)
+torch.save({{'network_weights': net.state_dict(), 'optimizer_state': None, 'grad_scaler_state': None,
+            'logging': {{}}, '_best_ema': None, 'current_epoch': 0,
+            'init_args': {{'plans': plans, 'configuration': '3d_fullres', 'fold': 0, 'dataset_json': ds,
+                          'device': 'cpu'}},
+            'trainer_name': 'nnUNetTrainer', 'inference_allowed_mirroring_axes': (0, 1, 2)}},
+           os.path.join(out, 'fold_0', 'checkpoint_final.pth'))
+shutil.copy(os.path.join(pre, 'nnUNetPlans.json'), os.path.join(out, 'plans.json'))
+shutil.copy(os.path.join(pre, 'dataset.json'), os.path.join(out, 'dataset.json'))
+print(sum(p.numel() for p in net.parameters()))
+"""
+
+
+def _cases() -> list[str]:
+    return sorted(p.name[: -len(".nii.gz")] for p in (HIPPO / "labels").iterdir()
+                  if (HIPPO / "images" / p.name).is_file())
+
+
+def setup(root: Path, *, seed: int = 0) -> Path:
+    """Raw dataset, reference plans and the random-weight reference model folder (cached in ``root``)."""
+    model_dir = root / "results" / DATASET / MODEL
+    if (model_dir / "fold_0" / "checkpoint_final.pth").is_file():
+        return model_dir
+    raw = root / "raw" / DATASET
+    for sub in ("imagesTr", "labelsTr"):
+        (raw / sub).mkdir(parents=True, exist_ok=True)
+    cases = _cases()
+    for case in cases:
+        for src, dst in ((HIPPO / "images" / f"{case}.nii.gz", raw / "imagesTr" / f"{case}_0000.nii.gz"),
+                         (HIPPO / "labels" / f"{case}.nii.gz", raw / "labelsTr" / f"{case}.nii.gz")):
+            if not dst.exists():
+                dst.symlink_to(src)
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MRI"}, "labels": {"background": 0, "Anterior": 1, "Posterior": 2},
+        "numTraining": len(cases), "file_ending": ".nii.gz"}, indent=2))
+    run_reference(["nnUNetv2_extract_fingerprint", "-d", "4", "-np", "2"], root, threads=2)
+    run_reference(["nnUNetv2_plan_experiment", "-d", "4"], root, threads=2)
+    n_params = run_reference_python(MAKE_REFERENCE_MODEL.format(ds=DATASET, model=MODEL, seed=seed), root)
+    print(f"reference model with random weights: {n_params.strip()} parameters -> {model_dir}", flush=True)
+    return model_dir
+
+
+def test_cases(root: Path, n: int) -> Path:
+    """``n`` Hippocampus images (the last ones in id order) in dataset format."""
+    folder = root / f"test_{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in _cases()[-n:]:
+        dst = folder / f"{case}_0000.nii.gz"
+        if not dst.exists():
+            dst.symlink_to(HIPPO / "images" / f"{case}.nii.gz")
+    return folder
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return elapsed
+
+
+def _agreement(a: Path, b: Path) -> tuple[float, dict[int, int]]:
+    import SimpleITK as sitk
+
+    equal = total = 0
+    counts: dict[int, int] = {}
+    for f in sorted(a.glob("*.nii.gz")):
+        x = sitk.GetArrayFromImage(sitk.ReadImage(str(f)))
+        y = sitk.GetArrayFromImage(sitk.ReadImage(str(b / f.name)))
+        equal += int((x == y).sum())
+        total += x.size
+        for v, c in zip(*np.unique(y, return_counts=True)):
+            counts[int(v)] = counts.get(int(v), 0) + int(c)
+    return equal / max(total, 1), counts
+
+
+def timing(root: Path, model_dir: Path, n: int, *, repeats: int) -> list[dict[str, object]]:
+    """Seconds per case of both tools with and without mirroring (alternating runs, best of ``repeats``)."""
+    inputs = test_cases(root, n)
+    env_ref = reference_env(root)
+    env_ours = dict(os.environ)
+    rows = []
+    for tta in (True, False):
+        tag = "tta" if tta else "notta"
+        ref_cmd = [str(reference_python().parent / "nnUNetv2_predict"), "-i", str(inputs), "-d", "4", "-c",
+                   "3d_fullres", "-f", "0", "-device", "cpu"] + ([] if tta else ["--disable_tta"])
+        ours_cmd = [*OURS, "predict", "--quiet", "-m", str(model_dir), "-i", str(inputs), "-f", "0",
+                    "--device", "cpu", "--overwrite"] + ([] if tta else ["--no-tta"])
+        ref_times, our_times = [], []
+        for r in range(repeats):
+            ref_out, our_out = root / f"ref_{tag}", root / f"ours_{tag}"
+            for d in (ref_out, our_out):
+                shutil.rmtree(d, ignore_errors=True)
+            ref_times.append(_timed([*ref_cmd, "-o", str(ref_out)], env_ref))
+            our_times.append(_timed([*ours_cmd, "-o", str(our_out)], env_ours))
+            print(f"  {tag} run {r + 1}: reference {ref_times[-1]:.1f} s, autounet {our_times[-1]:.1f} s", flush=True)
+        agree, counts = _agreement(ref_out, our_out)
+        ref_s, our_s = min(ref_times) / n, min(our_times) / n
+        rows.append({"mirroring": tta, "cases": n, "reference_s_per_case": ref_s, "autounet_s_per_case": our_s,
+                     "ratio": our_s / ref_s, "voxel_agreement": agree, "label_counts_reference": counts})
+    return rows
+
+
+def _poll_peak(proc: subprocess.Popen[bytes], timeout: float) -> tuple[float, bool, float]:
+    """Peak resident memory (GiB) of ``proc`` (VmHWM), whether it finished, and its run time."""
+    start = time.perf_counter()
+    peak_kb = 0
+    finished = False
+    while True:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        if proc.poll() is not None:
+            finished = proc.returncode == 0
+            break
+        if time.perf_counter() - start > timeout:
+            proc.terminate()
+            proc.wait()
+            break
+        time.sleep(0.5)
+    return peak_kb / 2**20, finished, time.perf_counter() - start
+
+
+def large_volume(root: Path, model_dir: Path, shape: tuple[int, int, int], timeout: float) -> dict[str, object]:
+    """Peak RSS of ``autounet predict --no-tta`` on a synthetic volume, and of the export stage alone."""
+    import SimpleITK as sitk
+
+    folder = root / f"large_{'x'.join(map(str, shape))}"
+    image = folder / "big_0000.nii.gz"
+    if not image.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        z = np.linspace(-1, 1, shape[0])[:, None, None]
+        y = np.linspace(-1, 1, shape[1])[None, :, None]
+        x = np.linspace(-1, 1, shape[2])[None, None, :]
+        vol = (60 + 40 * np.cos(6 * x) * np.sin(5 * y) + 30 * z).astype(np.float32)
+        vol += rng.normal(0, 10, shape).astype(np.float32)
+        img = sitk.GetImageFromArray(np.clip(vol, 0, 255).astype(np.uint8))
+        img.SetOrigin((-100.0, 20.0, 5.0))
+        sitk.WriteImage(img, str(image), True)
+    out = root / "large_out"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [*OURS, "predict", "--quiet", "-m", str(model_dir), "-i", str(folder), "-o", str(out), "-f", "0",
+           "--device", "cpu", "--no-tta"]
+    peak, finished, seconds = _poll_peak(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                          stderr=subprocess.DEVNULL), timeout)
+    export_cmd = [str(REPO / ".venv" / "bin" / "python"), "-c", EXPORT_ONLY.format(shape=tuple(shape),
+                                                                                     out=str(root / "export_only.nii.gz"))]
+    export_peak, export_ok, export_s = _poll_peak(subprocess.Popen(export_cmd), 1800)
+    return {"shape": list(shape), "predict_peak_rss_gib": peak, "predict_finished": finished,
+            "predict_seconds": seconds, "export_peak_rss_gib": export_peak, "export_finished": export_ok,
+            "export_seconds": export_s}
+
+
+EXPORT_ONLY = r"""
+import numpy as np, torch
+from autounet.inference.export import CaseGeometry, export_logits
+from autounet.io import ImageGeometry, write_segmentation
+from autounet.labels import LabelSpec
+shape = {shape}
+logits = torch.randn((3, *shape), dtype=torch.float32)
+case = CaseGeometry(shape_before_cropping=shape, bbox=tuple((0, s) for s in shape), shape_after_cropping=shape,
+                    spacing=(1.0, 1.0, 1.0), transpose_forward=(0, 1, 2), transpose_backward=(0, 1, 2))
+labels = LabelSpec.from_labels({{"background": 0, "a": 1, "b": 2}})
+res = export_logits(logits, case, config_spacing=(1.0, 1.0, 1.0), labels=labels)
+del logits
+write_segmentation(res.segmentation, {out!r}, ImageGeometry(spacing=(1.0, 1.0, 1.0)))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("/tmp/autounet_inference_bench"))
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--large", default="512x512x600", help="z x y x x of the synthetic volume")
+    parser.add_argument("--large-timeout", type=float, default=600.0)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    model_dir = setup(args.root)
+    results: dict[str, object] = {"machine": f"{os.cpu_count()} CPU cores, no GPU"}
+    if not args.skip_timing:
+        rows = timing(args.root, model_dir, args.cases, repeats=args.repeats)
+        results["timing"] = rows
+        print("\n| mirroring | cases | reference s/case | autounet s/case | ratio | voxel agreement |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {'on' if r['mirroring'] else 'off'} | {r['cases']} | {r['reference_s_per_case']:.2f} | "
+                  f"{r['autounet_s_per_case']:.2f} | {r['ratio']:.3f} | {100 * r['voxel_agreement']:.4f} % |")
+    if not args.skip_large:
+        shape = tuple(int(s) for s in args.large.split("x"))
+        big = large_volume(args.root, model_dir, shape, args.large_timeout)  # type: ignore[arg-type]
+        results["large"] = big
+        print(f"\nlarge volume {args.large}: predict peak RSS {big['predict_peak_rss_gib']:.2f} GiB "
+              f"({'finished' if big['predict_finished'] else 'stopped'} after {big['predict_seconds']:.0f} s); "
+              f"export stage alone peak RSS {big['export_peak_rss_gib']:.2f} GiB in {big['export_seconds']:.0f} s")
+    (args.root / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
