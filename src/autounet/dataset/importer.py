@@ -137,7 +137,15 @@ def build_spec(*, channels: Sequence[str], labels: Mapping[str, Any], num_traini
     data["file_ending"] = file_ending
     data.setdefault("name", name)
     data.pop("dataset", None)
-    return DatasetSpec.from_dict(data, where="import specification")
+    spec = DatasetSpec.from_dict(data, where="import specification")
+    from autounet.labels import LabelSpec
+
+    try:
+        LabelSpec.from_dataset_spec(spec)
+    except DatasetError as exc:
+        msg = f"Invalid labels {dict(spec.labels)}: {exc}"
+        raise UsageError(msg) from exc
+    return spec
 
 
 def _detect_ending(cases: Mapping[str, _SourceCase], requested: str | None) -> str:
