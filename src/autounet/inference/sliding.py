@@ -15,9 +15,12 @@ the allowed axes, the Gaussian-weighted average over tiles and the mean over fol
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +48,9 @@ class SlidingWindowOptions:
         tile_batch: tiles (mirrored copies included) per network call; ``None`` chooses from free memory.
         precision: network precision: ``auto`` (bf16 on CUDA devices that support it, else fp16; fp32 on CPU),
             ``fp32``, ``bf16`` or ``fp16`` (half precisions only on CUDA).
+        cpu_streams: on the CPU, network calls run in this many threads at once, each with its share of torch's
+            threads (``None``: as many as torch has threads, at most 4; 1: one call at a time using all threads).
+            Several single-threaded calls use small and mid-sized convolutions better than one multi-threaded call.
     """
 
     step: float = 0.5
@@ -52,6 +58,7 @@ class SlidingWindowOptions:
     use_gaussian: bool = True
     tile_batch: int | None = None
     precision: str = "auto"
+    cpu_streams: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.step <= 1:
@@ -59,6 +66,9 @@ class SlidingWindowOptions:
             raise UsageError(msg)
         if self.tile_batch is not None and self.tile_batch < 1:
             msg = f"The tile batch must be >= 1, got {self.tile_batch}."
+            raise UsageError(msg)
+        if self.cpu_streams is not None and self.cpu_streams < 1:
+            msg = f"cpu_streams must be >= 1, got {self.cpu_streams}."
             raise UsageError(msg)
         if self.precision not in PRECISIONS:
             msg = f"Unknown precision {self.precision!r}. Choose one of {', '.join(PRECISIONS)}."
@@ -155,15 +165,19 @@ class _Accumulator:
     def __init__(self, num_outputs: int, shape: Sequence[int], device: torch.device) -> None:
         self.logits = torch.zeros((num_outputs, *shape), dtype=torch.float32, device=device)
         self.weights = torch.zeros(tuple(shape), dtype=torch.float32, device=device)
+        self.lock = threading.Lock()
 
-    def add(self, grid: TileGrid, tiles: range, weighted: torch.Tensor, gaussian: torch.Tensor) -> None:
-        """Add weighted tile logits ``(B, K, *patch3)`` (already multiplied by the Gaussian) at their positions."""
+    def add(self, grid: TileGrid, tiles: range, weighted: torch.Tensor, gaussian: torch.Tensor | None) -> None:
+        """Add weighted tile logits ``(B, K, *patch3)`` (already multiplied by the Gaussian) at their positions,
+        and the Gaussian into the weight sum unless ``gaussian`` is None (added once per tile)."""
         # device-to-host copies must complete before the host reads them: blocking unless the target is a GPU
         weighted = weighted.to(self.logits.device, non_blocking=self.logits.device.type == "cuda")
-        for j, i in enumerate(tiles):
-            sl = grid.slices(i)
-            self.logits[(slice(None), *sl)] += weighted[j]
-            self.weights[sl] += gaussian
+        with self.lock:
+            for j, i in enumerate(tiles):
+                sl = grid.slices(i)
+                self.logits[(slice(None), *sl)] += weighted[j]
+                if gaussian is not None:
+                    self.weights[sl] += gaussian
 
     def finish(self, n_folds: int) -> torch.Tensor:
         """Weighted average over tiles and folds, in place."""
@@ -188,7 +202,7 @@ def _predict_mirrored(network: nn.Module, tiles: torch.Tensor, mirrors: Sequence
     for group in _batches(len(mirrors), per_call):
         flips = [tuple(a + 2 for a in mirrors[m]) for m in group]
         x = torch.cat([torch.flip(tiles, f) if f else tiles for f in flips])
-        with torch.autocast(x.device.type, dtype=amp) if amp is not None else _nullcontext():
+        with torch.autocast(x.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
             y = network(x)
         y = y.float().split(tiles.shape[0])
         for f, part in zip(flips, y):
@@ -198,12 +212,51 @@ def _predict_mirrored(network: nn.Module, tiles: torch.Tensor, mirrors: Sequence
     return total
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
+@dataclass(frozen=True)
+class _Unit:
+    """One network call site: some tiles, one fold, some mirror combinations; ``first`` adds the tile weights."""
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    tiles: range
+    network: int
+    mirrors: tuple[int, ...]
+    first: bool
+
+
+def plan_units(n_tiles: int, n_networks: int, n_mirrors: int, *, chunk: int, streams: int = 1) -> list[_Unit]:
+    """Split the work of a case into network calls of about ``chunk`` samples (tiles x mirrored copies).
+
+    With several streams and too few tiles to keep them busy, the mirror combinations of a tile are spread over
+    separate calls instead.
+    """
+    tiles_per_call = max(1, chunk // n_mirrors)
+    mirrors_per_call = min(n_mirrors, max(1, chunk // tiles_per_call))
+    if streams > 1 and math.ceil(n_tiles / tiles_per_call) * n_networks < streams:
+        mirrors_per_call = max(1, math.ceil(n_mirrors / streams))
+    units = []
+    for tiles in _batches(n_tiles, tiles_per_call):
+        first = True
+        for net in range(n_networks):
+            for group in _batches(n_mirrors, mirrors_per_call):
+                units.append(_Unit(tiles, net, tuple(group), first))
+                first = False
+    return units
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _streams(options: SlidingWindowOptions, device: torch.device, n_units: int) -> int:
+    if device.type != "cpu":
+        return 1
+    wanted = options.cpu_streams or min(4, torch.get_num_threads())
+    return max(1, min(wanted, n_units))
 
 
 def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | np.ndarray, *,
@@ -216,7 +269,7 @@ def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | n
         data: ``(C, a0, a1, a2)`` preprocessed input (cascade channels already stacked).
         patch_size: the configuration's patch size (2 or 3 entries).
         num_outputs: channels the networks produce.
-        options: tiling, mirroring, batching and precision.
+        options: tiling, mirroring, batching, precision and CPU streams.
         device: where the networks run.
         results_device: where the accumulation buffers live (default: ``device``).
     """
@@ -228,32 +281,38 @@ def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | n
     if data_t.ndim != 4:
         msg = f"Expected a preprocessed case (C, a0, a1, a2), got shape {tuple(data_t.shape)}."
         raise UsageError(msg)
-    data_t = data_t.to(results_device, dtype=torch.float32)
-    padded, revert = pad_to_patch(data_t, patch_size)
+    padded, revert = pad_to_patch(data_t.to(results_device, dtype=torch.float32), patch_size)
     grid = tile_grid(padded.shape[1:], patch_size, options.step)
     mirrors = mirror_combinations(options.mirror_axes)
     chunk = options.tile_batch or choose_tile_batch(networks[0], (padded.shape[0], *patch_size),
                                                     device=device, n_mirrors=len(mirrors))
+    streams = _streams(options, device, len(grid) * len(networks) * len(mirrors))
+    units = plan_units(len(grid), len(networks), len(mirrors), chunk=chunk, streams=streams)
+    streams = min(streams, len(units))
     gaussian = gaussian_weights(patch_size, device=results_device, use_gaussian=options.use_gaussian)
     tile_weight = (gaussian / len(mirrors)).to(device)
     gaussian = gaussian.reshape(grid.patch3)
     amp = autocast_dtype(options.precision, device)
     acc = _Accumulator(num_outputs, padded.shape[1:], results_device)
-    tiles_per_call = max(1, chunk // len(mirrors))
-    log.debug("sliding window: %d tiles x %d mirrors x %d folds, batch %d", len(grid), len(mirrors),
-              len(networks), chunk)
+    log.debug("sliding window: %d tiles x %d mirrors x %d folds in %d calls of <= %d, %d stream(s)", len(grid),
+              len(mirrors), len(networks), len(units), chunk, streams)
+
+    def run(unit: _Unit) -> None:
+        with torch.inference_mode():
+            x = _gather_tiles(padded, grid, unit.tiles, device)
+            out = _predict_mirrored(networks[unit.network], x, [mirrors[m] for m in unit.mirrors], chunk, amp)
+            out.mul_(tile_weight)
+            acc.add(grid, unit.tiles, out.unsqueeze(2) if grid.squeeze else out, gaussian if unit.first else None)
+
+    if streams == 1:
+        for unit in units:
+            run(unit)
+    else:
+        with _intra_op_threads(max(1, torch.get_num_threads() // streams)), \
+                ThreadPoolExecutor(streams, thread_name_prefix="autounet-tiles") as pool:
+            for _ in pool.map(run, units):
+                pass
     with torch.inference_mode():
-        for tiles in _batches(len(grid), tiles_per_call):
-            x = _gather_tiles(padded, grid, tiles, device)
-            summed = None
-            for net in networks:
-                out = _predict_mirrored(net, x, mirrors, chunk, amp)
-                summed = out if summed is None else summed.add_(out)
-            assert summed is not None
-            summed.mul_(tile_weight)
-            if grid.squeeze:
-                summed = summed.unsqueeze(2)
-            acc.add(grid, tiles, summed, gaussian)
         logits = acc.finish(len(networks))
     return logits[(slice(None), *revert)]
 

@@ -178,3 +178,30 @@ def test_cpu_tile_batch_follows_the_activation_estimate():
     assert choose_tile_batch(small, (1, 16, 16, 16), device=CPU, n_mirrors=8) == 8
     wide = nn.Sequential(nn.Conv3d(1, 320, 3, padding=1))  # 320 features on 256^3: one tile per call
     assert choose_tile_batch(wide, (1, 256, 256, 256), device=CPU) == 1
+
+
+def test_work_units_cover_every_tile_fold_and_mirror_once():
+    from autounet.inference.sliding import plan_units
+
+    for n_tiles, n_nets, n_mirrors, chunk, streams in [(5, 2, 8, 8, 1), (1, 1, 8, 8, 2), (1, 1, 8, 8, 4),
+                                                        (7, 1, 1, 3, 2), (3, 3, 4, 2, 2)]:
+        units = plan_units(n_tiles, n_nets, n_mirrors, chunk=chunk, streams=streams)
+        seen = sorted((t, u.network, m) for u in units for t in u.tiles for m in u.mirrors)
+        assert seen == sorted((t, f, m) for t in range(n_tiles) for f in range(n_nets) for m in range(n_mirrors))
+        firsts = sorted(t for u in units if u.first for t in u.tiles)
+        assert firsts == list(range(n_tiles))  # tile weights added exactly once
+        assert all(len(u.tiles) * len(u.mirrors) <= max(chunk, 1) for u in units)
+    # one tile with 8 mirrors and 2 streams: two calls of 4 mirrors, so both streams work
+    assert [len(u.mirrors) for u in plan_units(1, 1, 8, chunk=8, streams=2)] == [4, 4]
+
+
+def test_cpu_streams_give_the_same_logits_and_restore_threads(rng):
+    data = rng.normal(size=(1, 30, 26, 20)).astype(np.float32)
+    nets = [tiny_net(1, 3, seed=s) for s in (0, 1)]
+    threads = torch.get_num_threads()
+    results = [predict_sliding_window(nets, data, patch_size=(12, 12, 12), num_outputs=3, device=CPU,
+                                      options=SlidingWindowOptions(mirror_axes=(0, 1), tile_batch=4,
+                                                                   cpu_streams=s)).numpy()
+               for s in (1, 3)]
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
+    assert torch.get_num_threads() == threads
