@@ -27,6 +27,9 @@ from autounet.workspace import DATASET_JSON, Workspace
 
 __all__ = ["Problem", "Tolerances", "VerificationReport", "verify"]
 
+#: fewer cases than this per worker are checked in this process (small datasets finish before workers start)
+_CASES_PER_WORKER = 24
+
 
 @dataclass(frozen=True)
 class VerificationReport:
@@ -87,7 +90,8 @@ def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Wor
     Args:
         dataset: folder path, id, name (with ``workspace``) or an opened ``RawDataset``.
         workspace: where ids and names are looked up.
-        workers: processes for the per-case checks (1 = in this process).
+        workers: processes for the per-case checks (1 = in this process; fewer than 24 cases per worker run
+            in this process too, since starting a worker costs about a second).
         progress: show a progress bar (the CLI enables it on terminals).
         tolerances: geometry tolerances between channels and label.
 
@@ -261,7 +265,8 @@ def _choose_reader(raw: RawDataset, problems: list[Problem], warnings: list[Prob
 def _run_cases(cases: dict[str, CaseFiles], ctx: CaseContext, *, workers: int, progress: bool
                ) -> Iterable[tuple[list[Problem], list[Problem]]]:
     bar = _progress_bar(len(cases), enabled=progress)
-    if workers <= 1 or len(cases) <= 1:
+    workers = min(workers, len(cases) // _CASES_PER_WORKER)  # starting a process costs about a second
+    if workers <= 1:
         for case, files in cases.items():
             result = check_case(case, files, ctx)
             bar(1)
