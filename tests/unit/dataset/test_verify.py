@@ -234,8 +234,9 @@ def test_broken_dataset_json_is_reported_not_raised(make_dataset: MakeDataset) -
 
 def test_all_problems_reported_at_once_in_parallel_and_nothing_modified(make_dataset: MakeDataset, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import autounet.dataset.verify as verify_module
+    import importlib
 
+    verify_module = importlib.import_module("autounet.dataset.verify")
     monkeypatch.setattr(verify_module, "_CASES_PER_WORKER", 1)  # use worker processes even for 4 cases
     root = make_dataset(n_cases=4, n_channels=2)
     _image(root, "case_000", 1).unlink()
