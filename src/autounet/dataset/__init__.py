@@ -15,7 +15,7 @@ from autounet.dataset.raw import (
     locate_dataset,
     open_raw_dataset,
 )
-from autounet.dataset.verify import Problem, Tolerances, VerificationReport, verify
+from autounet.dataset.verification import Problem, Tolerances, VerificationReport, verify
 
 __all__ = [
     "IMAGES_TR",

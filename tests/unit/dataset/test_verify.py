@@ -236,7 +236,7 @@ def test_all_problems_reported_at_once_in_parallel_and_nothing_modified(make_dat
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    verify_module = importlib.import_module("autounet.dataset.verify")
+    verify_module = importlib.import_module("autounet.dataset.verification")
     monkeypatch.setattr(verify_module, "_CASES_PER_WORKER", 1)  # use worker processes even for 4 cases
     root = make_dataset(n_cases=4, n_channels=2)
     _image(root, "case_000", 1).unlink()
