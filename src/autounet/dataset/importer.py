@@ -88,7 +88,7 @@ def _group_images(image_dirs: Sequence[Path], n_channels: int) -> tuple[dict[str
             raise UsageError(msg)
         per_dir = [_entries(d) for d in image_dirs]
         common = set.intersection(*(set(e) for e in per_dir))
-        skipped = [Unpaired(p, f"no file for this case in every --images folder") for e in per_dir
+        skipped = [Unpaired(p, "no file for this case in every --images folder") for e in per_dir
                    for stem, p in e.items() if stem not in common]
         return {c: tuple(e[c] for e in per_dir) for c in sorted(common)}, skipped
     entries = _entries(image_dirs[0])
@@ -218,7 +218,8 @@ def import_folders(images: Path | Sequence[Path], labels: Path, *, workspace: Wo
 
 def _prepare_target(workspace: Workspace, dataset_id: int, name: str, *, clean: bool) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
-        msg = f"Dataset name {name!r} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'."
+        msg = (f"Dataset name {name!r} must start with a letter or digit and hold only letters, digits, '_', '.' "
+               "and '-'.")
         raise UsageError(msg)
     dir_name = dataset_dir_name(dataset_id, name)
     prefix = f"Dataset{dataset_id:03d}_"

@@ -192,8 +192,9 @@ def _duplicate_cases(cases: dict[str, CaseFiles]) -> list[Problem]:
             users.setdefault(f.resolve(), []).append(case)
     for f, owners in users.items():
         if len(set(owners)) > 1:
-            problems.append(Problem("duplicate_case", f"the same file is used by cases {', '.join(sorted(set(owners)))}",
-                                    case=owners[0], file=str(f)))
+            names = ", ".join(sorted(set(owners)))
+            problems.append(Problem("duplicate_case", f"the same file is used by cases {names}", case=owners[0],
+                                    file=str(f)))
     return problems
 
 
