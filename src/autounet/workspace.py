@@ -37,6 +37,7 @@ REPORT_DIR = "report"
 REPORT_HTML = "index.html"
 PROBABILITIES_ENDING = ".npz"
 PROBABILITIES_META_ENDING = ".meta.json"
+PREDICTED_NEXT_STAGE_DIR = "predicted_next_stage"  # 3d_lowres predictions that feed a cascade
 
 # ---- prediction outputs (inference) ----------------------------------------------------------------------------
 PREDICT_ARGS_JSON = "predict_args.json"
