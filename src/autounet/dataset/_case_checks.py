@@ -11,7 +11,7 @@ import numpy as np
 
 from autounet.errors import AutounetError
 from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles
-from autounet.io import ImageGeometry
+from autounet.io import ImageGeometry, ReaderWriter
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,20 @@ def _check_channel_files(files: CaseFiles, ctx: CaseContext, out: _Findings, *, 
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
-def _read_image(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
-    from autounet.io import get_reader
+def _reader(path: Path, ctx: CaseContext) -> ReaderWriter:
+    """The dataset's reader; DICOM series folders and plain files may be mixed (e.g. a NRRD label for a series)."""
+    from autounet.io import file_ending_of, get_reader, reader_for
 
+    if path.is_dir():
+        return get_reader("dicom_series")
+    if ctx.reader == "dicom_series":
+        return get_reader(reader_for(file_ending_of(path), example=path))
+    return get_reader(ctx.reader or "")
+
+
+def _read_image(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
     try:
-        array, geometry = get_reader(ctx.reader or "").read_one(path, segmentation=False)
+        array, geometry = _reader(path, ctx).read_one(path, segmentation=False)
     except AutounetError as exc:
         out.error("unreadable", _strip_path(str(exc), path), path)
         return None
@@ -159,10 +168,8 @@ def _nonfinite(array: np.ndarray, path: Path) -> tuple[int, int]:
 
 
 def _read_label(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
-    from autounet.io import get_reader
-
     try:
-        seg, geometry = get_reader(ctx.reader or "").read_segmentation(path)
+        seg, geometry = _reader(path, ctx).read_segmentation(path)
     except AutounetError as exc:
         out.error("unreadable", _strip_path(str(exc), path), path)
         return None
