@@ -26,6 +26,8 @@ from scipy import ndimage
 
 SPLINE_PAD = 12
 SUPPORTED_ORDERS = (0, 1, 3)
+# values per slab when applying taps (bounds the temporaries of one resize to ~32 MB in float32)
+_SLAB_VALUES = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -83,33 +85,60 @@ def axis_taps(n_in: int, n_out: int, order: int) -> AxisTaps:
 
 
 def _prefilter(x: np.ndarray, axis: int, taps: AxisTaps) -> np.ndarray:
-    """Pad ``x`` along ``axis`` with edge values and, for cubic splines, turn it into spline coefficients."""
+    """Pad ``x`` along ``axis`` with edge values and, for cubic splines, turn it into spline coefficients
+    (in place: one padded copy of ``x`` is the only allocation)."""
     if taps.pad == 0:
         return x
     pad = [(0, 0)] * x.ndim
     pad[axis] = (taps.pad, taps.pad)
     padded = np.pad(x, pad, mode="edge")
-    return ndimage.spline_filter1d(padded, order=taps.order, axis=axis, mode="nearest", output=x.dtype)
+    ndimage.spline_filter1d(padded, order=taps.order, axis=axis, mode="nearest", output=padded)
+    return padded
 
 
 def resize_axis(x: np.ndarray, axis: int, n_out: int, order: int) -> np.ndarray:
-    """Resize ``x`` along ``axis`` to ``n_out`` samples (dtype kept; float32 or float64 input)."""
+    """Resize ``x`` along ``axis`` to ``n_out`` samples (dtype kept; float32 or float64 input).
+
+    The taps are gathered along ``axis`` in place (no axis reordering, so reads stay contiguous), one slab of
+    another axis at a time, so that temporaries stay small (about ``_SLAB_VALUES`` values).
+    """
     n_in = x.shape[axis]
     if n_in == n_out:
         return x
     taps = axis_taps(n_in, n_out, order)
-    src = np.moveaxis(_prefilter(x, axis, taps), axis, 0)
-    weights = taps.weights.astype(x.dtype)
-    bshape = (n_out,) + (1,) * (x.ndim - 1)
-    out = src[taps.indices[:, 0]]
-    if taps.indices.shape[1] > 1:
-        out *= weights[:, 0].reshape(bshape)
-        for t in range(1, taps.indices.shape[1]):
-            gathered = src[taps.indices[:, t]]
-            gathered *= weights[:, t].reshape(bshape)
-            out += gathered
-            del gathered
-    return np.moveaxis(out, 0, axis)
+    src = _prefilter(x, axis, taps)
+    out_shape = list(x.shape)
+    out_shape[axis] = n_out
+    out = np.empty(out_shape, dtype=x.dtype)
+    wshape = [1] * x.ndim
+    wshape[axis] = n_out
+    weights = [taps.weights[:, t].astype(x.dtype).reshape(wshape) for t in range(taps.weights.shape[1])]
+    if x.ndim == 1:
+        _apply_taps(src, axis, taps.indices, weights, out)
+        return out
+    slab_axis = 1 if axis == 0 else 0
+    per_row = max(1, int(np.prod(out_shape, dtype=np.int64)) // out_shape[slab_axis])
+    step = max(1, _SLAB_VALUES // per_row)
+    for lo in range(0, out_shape[slab_axis], step):
+        index = [slice(None)] * x.ndim
+        index[slab_axis] = slice(lo, lo + step)
+        _apply_taps(src[tuple(index)], axis, taps.indices, weights, out[tuple(index)])
+    return out
+
+
+def _apply_taps(src: np.ndarray, axis: int, indices: np.ndarray, weights: list[np.ndarray],
+                out: np.ndarray) -> None:
+    """``out = sum_t weights[t] * take(src, indices[:, t], axis)``."""
+    first = np.take(src, indices[:, 0], axis=axis)
+    if indices.shape[1] == 1:
+        out[...] = first
+        return
+    np.multiply(first, weights[0], out=out)
+    del first
+    for t in range(1, indices.shape[1]):
+        gathered = np.take(src, indices[:, t], axis=axis)
+        gathered *= weights[t]
+        out += gathered
 
 
 def resize_axes(x: np.ndarray, new_shape: tuple[int, ...], order: int, axes: tuple[int, ...]) -> np.ndarray:

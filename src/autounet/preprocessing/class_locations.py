@@ -101,12 +101,15 @@ def _voxels_at_ranks(mask: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return out
 
 
-def _label_counts(seg: np.ndarray) -> dict[int, int]:
-    """Voxel count of every value present in an integer segmentation (one pass)."""
-    lo = int(seg.min())
-    counts = np.bincount((seg.ravel() - lo).astype(np.intp, copy=False))
-    present = np.flatnonzero(counts)
-    return {int(v) + lo: int(counts[v]) for v in present}
+def _label_counts(seg: np.ndarray, *, slab: int = 1 << 22) -> dict[int, int]:
+    """Voxel count of every value present in an integer segmentation (one pass, in slabs of ``slab`` voxels)."""
+    lo, hi = int(seg.min()), int(seg.max())
+    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    flat = seg.reshape(-1)
+    for start in range(0, flat.size, slab):
+        part = flat[start:start + slab].astype(np.intp) - lo
+        counts += np.bincount(part, minlength=counts.size)
+    return {int(v) + lo: int(counts[v]) for v in np.flatnonzero(counts)}
 
 
 def _sample_class(seg: np.ndarray, labels: tuple[int, ...], label_counts: dict[int, int],

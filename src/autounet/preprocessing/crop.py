@@ -26,6 +26,14 @@ class CropResult:
     bbox: BBox
 
 
+def _label(background: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components with the smallest label dtype that holds them (2 bytes per voxel when possible)."""
+    try:
+        return ndimage.label(background, output=np.uint16)
+    except RuntimeError:  # more than 65535 components
+        return ndimage.label(background)
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected (face connectivity) to the array border.
 
@@ -35,7 +43,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     background = ~mask
     if not background.any():
         return mask.copy()
-    labels, n = ndimage.label(background)
+    labels, n = _label(background)
+    del background
     if n == 0:
         return mask.copy()
     border = np.zeros(n + 1, dtype=bool)
@@ -46,12 +55,32 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~border[labels]
 
 
-def nonzero_mask(data: np.ndarray) -> np.ndarray:
-    """Union over channels of ``data != 0``, holes filled. ``data`` is channel-first."""
+def _union_nonzero(data: np.ndarray) -> np.ndarray:
     mask = data[0] != 0
     for c in range(1, data.shape[0]):
         mask |= data[c] != 0
-    return fill_holes(mask)
+    return mask
+
+
+def _mask_and_bbox(data: np.ndarray) -> tuple[np.ndarray, BBox]:
+    """The filled non-zero mask inside its bounding box, and the box.
+
+    Filling holes commutes with cropping to the box: everything outside the box is background connected to the
+    array border, so a background region inside the box reaches the border exactly when it reaches a box face.
+    Labelling only the box saves memory when much of the image is zero.
+    """
+    raw = _union_nonzero(data)
+    bbox = bbox_of_mask(raw)
+    inside = fill_holes(raw[bbox_to_slices(bbox)])
+    return inside, bbox
+
+
+def nonzero_mask(data: np.ndarray) -> np.ndarray:
+    """Union over channels of ``data != 0``, holes filled. ``data`` is channel-first."""
+    inside, bbox = _mask_and_bbox(data)
+    mask = np.zeros(data.shape[1:], dtype=bool)
+    mask[bbox_to_slices(bbox)] = inside
+    return mask
 
 
 def bbox_of_mask(mask: np.ndarray) -> BBox:
@@ -72,16 +101,16 @@ def bbox_to_slices(bbox: BBox) -> tuple[slice, ...]:
 def crop_to_nonzero(data: np.ndarray, seg: np.ndarray | None = None) -> CropResult:
     """Crop channel-first ``data`` (and ``seg``, shape ``(1, ...)``) to the non-zero bounding box.
 
-    The inputs are not modified; the returned segmentation is a new array.
+    The inputs are not modified; the returned segmentation is a new array (int16 for unsigned or float input).
     """
-    mask = nonzero_mask(data)
-    bbox = bbox_of_mask(mask)
+    inside, bbox = _mask_and_bbox(data)
     slices = bbox_to_slices(bbox)
-    inside = mask[slices][None]
+    inside = inside[None]
     cropped = data[(slice(None), *slices)]
     if seg is None:
         out_seg = np.where(inside, np.int8(0), np.int8(OUTSIDE_LABEL))
     else:
-        out_seg = seg[(slice(None), *slices)].copy()
+        signed = seg.dtype if seg.dtype.kind == "i" else np.dtype(np.int16)
+        out_seg = seg[(slice(None), *slices)].astype(signed, copy=True)
         out_seg[(out_seg == 0) & ~inside] = OUTSIDE_LABEL
     return CropResult(cropped, out_seg, bbox)

@@ -73,7 +73,7 @@ def preprocessing_hash(plans: Plans, config: ConfigurationPlan | str, labels: La
 
 def preprocess_case(images: np.ndarray, seg: np.ndarray | None, geometry: ImageGeometry, plans: Plans,
                     config: ConfigurationPlan | str, *, labels: LabelInfo | None = None, case_id: str = "case",
-                    plans_sha256: str | None = None) -> PreprocessedCase:
+                    plans_sha256: str | None = None, copy: bool = True) -> PreprocessedCase:
     """Preprocess one case with the configuration's preprocessor (``default``).
 
     Args:
@@ -84,6 +84,8 @@ def preprocess_case(images: np.ndarray, seg: np.ndarray | None, geometry: ImageG
         labels: label semantics (``autounet.labels.LabelSpec``); required with ``seg`` for class locations.
         case_id: used in error messages and the properties.
         plans_sha256: precomputed :func:`preprocessing_hash` (computed when omitted).
+        copy: ``False`` lets preprocessing normalize inside ``images`` (overwriting it) instead of a copy of the
+            cropped region, saving one volume of memory; ``images`` must not be used afterwards.
 
     Raises:
         DatasetError: inconsistent shapes, non-finite intensities, non-integer labels, or an image the
@@ -94,7 +96,8 @@ def preprocess_case(images: np.ndarray, seg: np.ndarray | None, geometry: ImageG
     fn = PREPROCESSORS.get(config.preprocessor)
     if plans_sha256 is None:
         plans_sha256 = preprocessing_hash(plans, config, labels)
-    return fn(images, seg, geometry, plans, config, labels=labels, case_id=case_id, plans_sha256=plans_sha256)
+    return fn(images, seg, geometry, plans, config, labels=labels, case_id=case_id, plans_sha256=plans_sha256,
+              copy=copy)
 
 
 # ---- the default preprocessor ----------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ def _normalize(data: np.ndarray, mask: np.ndarray, plans: Plans, config: Configu
 @PREPROCESSORS.register("default", aliases=("DefaultPreprocessor",))
 def default_preprocessor(images: np.ndarray, seg: np.ndarray | None, geometry: ImageGeometry, plans: Plans,
                          config: ConfigurationPlan, *, labels: LabelInfo | None, case_id: str,
-                         plans_sha256: str) -> PreprocessedCase:
+                         plans_sha256: str, copy: bool = True) -> PreprocessedCase:
     """Transpose, crop, normalize, resample and sample class locations (see the module docstring)."""
     _check_inputs(images, seg, geometry, config, case_id)
     if seg is not None and labels is None:
@@ -168,8 +171,12 @@ def default_preprocessor(images: np.ndarray, seg: np.ndarray | None, geometry: I
     shape_before = tuple(int(s) for s in data_t.shape[1:])
 
     cropped = crop_to_nonzero(data_t, seg_t)
-    data = np.array(cropped.data, dtype=np.float32, order="C", copy=True)
+    del seg_t
+    own = not copy and images.dtype == np.float32
+    data = cropped.data if own else np.array(cropped.data, dtype=np.float32, order="C", copy=True)
     seg_c = np.ascontiguousarray(cropped.seg, dtype=np.int16)
+    bbox = tuple((lo, hi) for lo, hi in cropped.bbox)
+    del cropped
     shape_crop = tuple(int(s) for s in data.shape[1:])
 
     target = _target_spacing(config, spacing_t)
@@ -190,7 +197,7 @@ def default_preprocessor(images: np.ndarray, seg: np.ndarray | None, geometry: I
         original_spacing=tuple(float(s) for s in geometry.spacing),  # type: ignore[arg-type]
         transpose_forward=tuple(int(t) for t in plans.transpose_forward),  # type: ignore[arg-type]
         shape_before_cropping=shape_before,  # type: ignore[arg-type]
-        bbox_used_for_cropping=tuple((lo, hi) for lo, hi in cropped.bbox),
+        bbox_used_for_cropping=bbox,
         shape_after_cropping_and_before_resampling=shape_crop,  # type: ignore[arg-type]
         spacing_after_resampling=target, shape_after_resampling=tuple(int(s) for s in new_shape),  # type: ignore[arg-type]
         class_locations=locations, annotated_key=annotated if isinstance(annotated, tuple) else None,

@@ -165,13 +165,19 @@ def resample_data_or_seg_to_shape(array: np.ndarray, new_shape: Sequence[int], c
     if tuple(array.shape[1:]) == new_shape:
         return array
     axis = separate_z_axis(current_spacing, new_spacing, force_separate_z=force_separate_z, threshold=threshold)
-    out = np.empty((array.shape[0], *new_shape), dtype=array.dtype)
+    out: np.ndarray | None = None
     for c in range(array.shape[0]):
         if is_seg:
-            out[c] = _resize_seg_channel(array[c], new_shape, order=order, order_z=order_z, axis=axis)
+            channel = _resize_seg_channel(array[c], new_shape, order=order, order_z=order_z, axis=axis)
         else:
             work = array[c] if array.dtype in (np.float32, np.float64) else array[c].astype(np.float32)
-            out[c] = _resize_image_channel(work, new_shape, order=order, order_z=order_z, axis=axis)
+            channel = _resize_image_channel(work, new_shape, order=order, order_z=order_z, axis=axis)
+        if array.shape[0] == 1:
+            return np.ascontiguousarray(channel, dtype=array.dtype)[None]
+        if out is None:
+            out = np.empty((array.shape[0], *new_shape), dtype=array.dtype)
+        out[c] = channel
+    assert out is not None
     return out
 
 

@@ -77,7 +77,7 @@ def preprocess_and_store(task: CaseTask) -> CaseResult:
     seg = read_segmentation(task.label, reader=reader)[0] if task.label is not None else None
     config = task.plans.configuration(task.configuration)
     case = preprocess_case(images, seg, geometry, task.plans, config, labels=task.labels, case_id=task.case_id,
-                           plans_sha256=task.plans_sha256)
+                           plans_sha256=task.plans_sha256, copy=False)
     del images, seg
     write_case(task.folder, case.data, case.seg, case.properties, patch_size=config.patch_size)
     return CaseResult(task.case_id, task.configuration, tuple(case.data.shape), time.perf_counter() - start)

@@ -15,6 +15,15 @@ def test_fill_holes_equals_scipy(seed: int) -> None:
     np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_nonzero_mask_equals_scipy_on_padded_data(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = np.zeros((2, 12, 14, 13), np.float32)
+    data[:, 2:10, 3:12, 1:11] = rng.random((2, 8, 9, 10)) < 0.35
+    expected = ndimage.binary_fill_holes((data[0] != 0) | (data[1] != 0))
+    np.testing.assert_array_equal(nonzero_mask(data), expected)
+
+
 def test_enclosed_zeros_are_filled_border_zeros_are_not() -> None:
     data = np.ones((1, 7, 7, 7), np.float32)
     data[0, 3, 3, 3] = 0      # enclosed

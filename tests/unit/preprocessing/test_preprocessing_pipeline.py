@@ -126,3 +126,14 @@ def test_plans_hash_tracks_what_changes_the_arrays(make_plans) -> None:
     plans = make_plans()
     plans.configurations["3d_fullres"]["batch_size"] = 7  # training-only setting
     assert base == preprocessing_hash(plans, "3d_fullres", LABELS)
+
+
+@pytest.mark.parametrize("transpose", [(0, 1, 2), (2, 0, 1)])
+def test_copy_false_gives_the_same_result(make_plans, transpose) -> None:
+    plans = make_plans(spacing=(2.0, 0.8, 0.8), transpose=transpose)
+    images, seg = _case()
+    geometry = ImageGeometry(spacing=(3.0, 1.0, 1.0))
+    a = preprocess_case(images, seg, geometry, plans, "3d_fullres", labels=LABELS)
+    b = preprocess_case(images.copy(), seg, geometry, plans, "3d_fullres", labels=LABELS, copy=False)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.seg, b.seg)
