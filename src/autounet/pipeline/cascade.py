@@ -140,6 +140,20 @@ def split_folds(workspace: Workspace, dataset_name: str, case_ids: Sequence[str]
     return tuple(range(len(splits)))
 
 
+def folds_to_train(workspace: Workspace, dataset_name: str, plans: Plans, configurations: Sequence[str],
+                   folds: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """The folds to train per configuration: ``folds``, and for a stage that feeds a cascade also every fold of
+    ``splits_final.json`` (a case's cascade input comes from the fold where it is a validation case)."""
+    from autounet.preprocessing import CaseStore
+
+    out = {c: tuple(folds) for c in configurations}
+    for previous in sorted(set(previous_stages(plans, configurations).values())):
+        store = CaseStore(workspace.preprocessed_data(dataset_name, plans.configuration(previous).data_identifier))
+        every = split_folds(workspace, dataset_name, store.case_ids())
+        out[previous] = tuple(sorted(set(out.get(previous, ())) | set(every)))
+    return out
+
+
 # ---- the numerics -------------------------------------------------------------------------------------------------
 def next_stage_segmentation(logits: torch.Tensor | np.ndarray, target_shape: Sequence[int], *,
                             spacing: Sequence[float], labels: LabelSpec, resampling: ComponentSpec) -> np.ndarray:

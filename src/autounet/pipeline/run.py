@@ -4,6 +4,10 @@ Every step is idempotent and resumable: the fingerprint and preprocessed cases a
 with ``checkpoint_final`` and a validation summary is not trained again, an interrupted fold resumes from its latest
 checkpoint, and a fold that finished training but not validation is only validated. With several devices the
 independent trainings run concurrently, one per device, as ``autounet train`` subprocesses.
+
+Cascades (:mod:`autounet.pipeline.cascade`): ``3d_cascade_fullres`` brings in ``3d_lowres``, whose folds (all folds
+of the splits) also write their validation predictions to ``predicted_next_stage/``; every cascade fold waits for
+all of them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +23,13 @@ from autounet._log import get_logger
 from autounet.dataset import open_raw_dataset, verify
 from autounet.ensembling.find_best import find_best
 from autounet.errors import AutounetError, DatasetError, UsageError
+from autounet.pipeline.cascade import (
+    folds_to_train,
+    pending_next_stage_cases,
+    previous_stages,
+    with_previous_stages,
+    write_next_stage_predictions,
+)
 from autounet.pipeline.scheduler import Job, run_jobs
 from autounet.pipeline.validation import ValidationOptions, is_validated, validate_fold
 from autounet.planning.store import plan_dataset
@@ -120,14 +131,19 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
     if not present:
         msg = f"None of {', '.join(options.configurations)} is in {plans_path}."
         raise UsageError(msg)
-    if any(c == "3d_cascade_fullres" for c in present):
-        present = [c for c in present if c != "3d_cascade_fullres"]
-        summary.configurations = present
-        summary.skipped_configurations.append("3d_cascade_fullres")
-        say("plan", "3d_cascade_fullres: cascade training is not orchestrated by `run` yet; skipped")
+    present, added = with_previous_stages(plans, present)
+    summary.configurations = present
+    for extra in added:
+        say("plan", f"{extra}: added (a cascade takes its predictions as input)")
     say("preprocess", f"configurations {', '.join(present)}")
     preprocess(workspace, name, plans, present, workers=options.workers, progress=options.progress)
-    _train_all(workspace, name, plans.plans_name, present, options, summary, say)
+    cascades = previous_stages(plans, present)
+    folds = folds_to_train(workspace, name, plans, present, options.folds)
+    for lowres in set(cascades.values()):
+        if set(folds[lowres]) != set(options.folds):
+            say("plan", f"{lowres}: training folds {', '.join(map(str, folds[lowres]))} (the cascade needs a "
+                        "prediction of every case from the fold where it is a validation case)")
+    _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades)
     if summary.failed:
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
@@ -145,16 +161,28 @@ def _job_key(configuration: str, fold: int) -> str:
 
 
 def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
-               options: RunOptions, summary: RunSummary, say: StepCallback) -> None:
+               options: RunOptions, summary: RunSummary, say: StepCallback, *,
+               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str]) -> None:
+    """Train and validate every fold; cascade folds wait for all folds of their previous stage."""
     config = options.training_config()
-    jobs = []
+    feeds = set(cascades.values())
+    todo = []
     for configuration in configurations:
-        for fold in options.folds:
+        for fold in folds[configuration]:
             key = _job_key(configuration, fold)
-            if _fold_complete(workspace, name, configuration, fold, plans_name, config):
+            if _fold_complete(workspace, name, configuration, fold, plans_name, config) and (
+                    configuration not in feeds or not pending_next_stage_cases(
+                        workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name)):
                 summary.reused.append(key)
                 continue
-            jobs.append(Job(key, payload=(configuration, fold)))
+            todo.append((configuration, fold))
+    keys = {_job_key(c, f) for c, f in todo}
+    jobs = []
+    for configuration, fold in todo:
+        previous = cascades.get(configuration)
+        waits = [_job_key(previous, p) for p in folds[previous]] if previous else []
+        jobs.append(Job(_job_key(configuration, fold), depends_on=tuple(k for k in waits if k in keys),
+                        payload=(configuration, fold)))
     if summary.reused:
         say("train", f"already done: {', '.join(summary.reused)}")
     if not jobs:
@@ -167,6 +195,8 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
             _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
         else:
             _train_in_process(workspace, name, plans_name, configuration, fold, device, config, options)
+        if configuration in feeds:
+            _write_next_stage(workspace, name, plans_name, configuration, fold, device, config, say)
         say("train", f"{job.key} done")
 
     result = run_jobs(jobs, list(options.devices), launch)
@@ -193,6 +223,18 @@ def _train_in_process(workspace: Workspace, name: str, plans_name: str, configur
               resume=resume, progress=options.progress)
     validate_fold(workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
                   options=ValidationOptions(device=device, workers=options.workers, progress=options.progress))
+
+
+def _write_next_stage(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
+                      config: TrainingConfig, say: StepCallback) -> None:
+    """Predict the fold's validation cases into ``predicted_next_stage/`` (the cascade's training input)."""
+    report = write_next_stage_predictions(workspace, name, configuration, fold, plans_name=plans_name,
+                                          trainer=config.trainer_name, device=device)
+    say("cascade", f"{_job_key(configuration, fold)}: {len(report.written)} next-stage prediction(s) written, "
+                   f"{len(report.skipped)} up to date")
+    if report.missing:
+        msg = f"{configuration} fold {fold}: not preprocessed for the next stage: {', '.join(report.missing)}"
+        raise AutounetError(msg)
 
 
 #: TrainingConfig fields that ``autounet train`` accepts as flags (for runs spread over several devices)
