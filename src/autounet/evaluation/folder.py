@@ -21,7 +21,7 @@ from autounet.errors import DatasetError, UsageError
 from autounet.evaluation._parallel import map_cases
 from autounet.evaluation.metrics import case_metrics
 from autounet.evaluation.summarize import summarize, write_per_case_csv
-from autounet.io import ImageGeometry, read_segmentation, write_segmentation
+from autounet.io import READERS, ImageGeometry, read_segmentation, write_segmentation
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import CaseResult, EvaluationSummary, LabelOrRegion, keys_of, save_summary
 
@@ -29,9 +29,12 @@ log = get_logger(__name__)
 
 #: Default NSD tolerance in mm (configurable everywhere; recorded in every summary).
 DEFAULT_NSD_TOLERANCE_MM = 2.0
-#: Endings tried, longest first, when the file ending is not given.
-KNOWN_SEGMENTATION_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".gipl", ".tiff", ".tif",
-                              ".png", ".bmp")
+
+
+def _known_endings() -> tuple[str, ...]:
+    """Every file ending a registered reader handles, longest first."""
+    endings = {e for name in READERS.names() for e in READERS.get(name).endings}
+    return tuple(sorted(endings, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,14 @@ def resolve_labels(labels: Any, ignore_label: int | None = None) -> tuple[tuple[
 def infer_file_ending(folder: Path) -> str:
     """The segmentation file ending used in ``folder`` (the most common known ending)."""
     counts: Counter[str] = Counter()
+    known = _known_endings()
     for f in folder.iterdir():
         if f.is_file() and not f.name.startswith("."):
-            ending = next((e for e in KNOWN_SEGMENTATION_ENDINGS if f.name.lower().endswith(e)), None)
+            ending = next((e for e in known if f.name.lower().endswith(e)), None)
             if ending is not None:
                 counts[ending] += 1
     if not counts:
-        msg = (f"No segmentation files in {folder} (known endings: {', '.join(KNOWN_SEGMENTATION_ENDINGS)}). "
+        msg = (f"No segmentation files in {folder} (known endings: {', '.join(known)}). "
                "Give the file ending explicitly.")
         raise DatasetError(msg)
     (best, n), *rest = counts.most_common()
