@@ -202,8 +202,8 @@ def large_volume(root: Path, model_dir: Path, shape: tuple[int, int, int], timeo
            "--device", "cpu", "--no-tta"]
     peak, finished, seconds = _poll_peak(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                           stderr=subprocess.DEVNULL), timeout)
-    export_cmd = [str(REPO / ".venv" / "bin" / "python"), "-c", EXPORT_ONLY.format(shape=tuple(shape),
-                                                                                     out=str(root / "export_only.nii.gz"))]
+    code = EXPORT_ONLY.format(shape=tuple(shape), out=str(root / "export_only.nii.gz"))
+    export_cmd = [str(REPO / ".venv" / "bin" / "python"), "-c", code]
     export_peak, export_ok, export_s = _poll_peak(subprocess.Popen(export_cmd), 1800)
     return {"shape": list(shape), "predict_peak_rss_gib": peak, "predict_finished": finished,
             "predict_seconds": seconds, "export_peak_rss_gib": export_peak, "export_finished": export_ok,

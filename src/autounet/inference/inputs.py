@@ -149,7 +149,8 @@ def discover_cases(sources: Sequence[str | os.PathLike[str]], *, num_channels: i
     seen: dict[str, CaseInput] = {}
     for case in cases:
         if case.case_id in seen:
-            msg = f"Case {case.case_id!r} appears twice in the input ({case.images[0]} and {seen[case.case_id].images[0]})."
+            first = seen[case.case_id].images[0]
+            msg = f"Case {case.case_id!r} appears twice in the input ({case.images[0]} and {first})."
             raise UsageError(msg)
         seen[case.case_id] = case
     return sorted(cases, key=lambda c: c.case_id)

@@ -1,10 +1,10 @@
 """Loading a trained model folder: plans, dataset spec, the configuration and one network per fold.
 
 A model folder is ``<Trainer>__<Plans>__<Config>/`` with ``plans.json`` and ``dataset.json`` beside
-``fold_<k>/checkpoint_{final,best}.pth`` (the reference's layout). Folders trained by the reference (nnU-Net v2)
-load too: their plans are imported and their weights renamed to autounet's network. Folds are auto-detected when not given
-(``fold_all`` excluded, as the reference does); a requested fold without the checkpoint is a ``CheckpointError``
-naming the missing file and the folds that do have it.
+``fold_<k>/checkpoint_{final,best}.pth`` (the reference's layout). Folders trained by the reference
+(nnU-Net v2) load too: their plans are imported and their weights renamed to autounet's network. Folds are
+auto-detected when not given (``fold_all`` excluded, as the reference does); a requested fold without the
+checkpoint is a ``CheckpointError`` naming the missing file and the folds that do have it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ class _Job:
     case: CaseInput
     output: Path
     previous: Path | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Predictor:
@@ -79,7 +78,8 @@ class Predictor:
     def __init__(self, model: LoadedModel, *, device: torch.device, options: SlidingWindowOptions,
                  previous_stage: Predictor | None = None) -> None:
         if model.is_cascade and previous_stage is None:
-            msg = f"{model.configuration.name} is a cascade stage: it needs the predictor of {model.configuration.previous_stage}."
+            msg = (f"{model.configuration.name} is a cascade stage: it needs the predictor of "
+                   f"{model.configuration.previous_stage}.")
             raise UsageError(msg)
         self.model = model
         self.device = device
@@ -95,7 +95,7 @@ class Predictor:
     def from_model_dir(cls, model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] | int | str | None = None,
                        checkpoint: str = "final", device: str | torch.device = "auto", tile_batch: int | None = None,
                        use_mirroring: bool = True, step: float = 0.5, precision: str = "auto",
-                       previous_stage_dir: str | os.PathLike[str] | None = None) -> Predictor:
+                       previous_stage_model: str | os.PathLike[str] | None = None) -> Predictor:
         """Load a model folder (``<Trainer>__<Plans>__<Config>``) for prediction.
 
         Args:
@@ -107,8 +107,8 @@ class Predictor:
             use_mirroring: test-time mirroring over the axes the model was trained with.
             step: tile step as a fraction of the patch size.
             precision: network precision on CUDA (``auto``, ``fp32``, ``bf16``, ``fp16``).
-            previous_stage_dir: cascades only: the ``3d_lowres`` model folder (default: the sibling folder with
-                the same trainer and plans).
+            previous_stage_model: cascades only: the ``3d_lowres`` model folder (default: the sibling folder
+                with the same trainer and plans).
         """
         dev = resolve_device(device)
         model = load_model(model_dir, folds=folds, checkpoint=checkpoint, device=dev)
@@ -116,7 +116,7 @@ class Predictor:
                                        tile_batch=tile_batch, precision=precision)
         previous = None
         if model.is_cascade:
-            prev_dir = Path(previous_stage_dir) if previous_stage_dir is not None else \
+            prev_dir = Path(previous_stage_model) if previous_stage_model is not None else \
                 model.model_dir.parent / model_dir_name(model.trainer, model.plans.plans_name,
                                                         str(model.configuration.previous_stage))
             previous = cls.from_model_dir(prev_dir, folds=model.folds, checkpoint=checkpoint, device=dev,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +70,9 @@ def test_no_tta_and_folds_and_checkpoint_errors(make_model):
     assert Predictor.from_model_dir(model_dir, device="cpu").model.folds == ("0", "1")  # fold_all excluded
     assert Predictor.from_model_dir(model_dir, folds=["all"], device="cpu").model.folds == ("all",)
     assert Predictor.from_model_dir(model_dir, device="cpu", use_mirroring=False).options.mirror_axes == ()
-    with pytest.raises(CheckpointError, match="Fold 3 has no checkpoint_final.pth"):
+    with pytest.raises(CheckpointError, match=r"Fold 3 has no checkpoint_final\.pth"):
         Predictor.from_model_dir(model_dir, folds=(3,), device="cpu")
-    with pytest.raises(CheckpointError, match="holds checkpoint_best.pth"):
+    with pytest.raises(CheckpointError, match=r"holds checkpoint_best\.pth"):
         Predictor.from_model_dir(model_dir, checkpoint="best", device="cpu")
     with pytest.raises(UsageError, match="Model folder not found"):
         Predictor.from_model_dir(model_dir / "nope", device="cpu")

@@ -49,7 +49,7 @@ def _gaussian(patch: tuple[int, ...]) -> np.ndarray:
 
 def direct_sliding_window(nets, data: np.ndarray, patch: tuple[int, ...], step: float, mirror_axes) -> np.ndarray:
     """One tile, one mirror, one fold at a time, float64 accumulation (the reference's algorithm, written out)."""
-    c, *spatial = data.shape
+    _, *spatial = data.shape
     pads = [(0, 0)] + [((max(p - s, 0)) // 2, max(p - s, 0) - max(p - s, 0) // 2) for s, p in zip(spatial, patch)]
     padded = np.pad(data, pads)
     shape = padded.shape[1:]
