@@ -30,12 +30,13 @@ from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
 from autounet.training.data import BatchLoader, PatchStore, PreviousStage
 from autounet.training.logging import RunLogger
-from autounet.training.loop import Run, fit
+from autounet.training.loop import Run, fit, iteration_seed
 from autounet.training.sampler import rank_batch_and_oversampling
 from autounet.workspace import DATASET_JSON, FINGERPRINT_JSON, PLANS_JSON, Workspace, fold_dir_name
 
 log = get_logger(__name__)
 TRAINING_CONFIG_JSON = "training_config.json"
+INIT_STREAM = 7
 RUNTIME_FIELDS = ("device", "workers", "prefetch", "threads", "compile", "amp", "channels_last")
 
 
@@ -233,6 +234,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         if config.val_iterations else None
 
     in_channels = len(plan.normalization) + (len(labels.foreground_labels) if cascade else 0)
+    torch.manual_seed(iteration_seed(seed, 0, INIT_STREAM, 0, 0))  # the same initial weights for the same seed
     module = networks.build(plan.network, in_channels=in_channels, num_outputs=labels.num_outputs,
                             deep_supervision=config.deep_supervision, channels_last=config.channels_last).to(device)
     if config.pretrained:
@@ -295,10 +297,16 @@ def _loss_components(labels: Any, *, batch_dice: bool, scales: Any, ddp: bool, c
 
 
 def _schedule(config: TrainingConfig) -> Any:
-    from autounet.training import schedules
+    """Learning rate per epoch: the poly schedule ``lr0 * (1 - epoch / epochs) ** exponent`` (set at epoch start)."""
+    try:
+        from autounet.training import schedules
+    except ImportError:  # the schedules module is optional; the formula is the reference's poly rule
+        schedules = None
 
     def lr_at(epoch: int) -> float:
-        return schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent)
+        if schedules is not None and hasattr(schedules, "poly_lr"):
+            return float(schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent))
+        return config.initial_lr * (1 - epoch / config.epochs) ** config.poly_exponent
 
     return lr_at
 
