@@ -297,16 +297,11 @@ def _loss_components(labels: Any, *, batch_dice: bool, scales: Any, ddp: bool, c
 
 
 def _schedule(config: TrainingConfig) -> Any:
-    """Learning rate per epoch: the poly schedule ``lr0 * (1 - epoch / epochs) ** exponent`` (set at epoch start)."""
-    try:
-        from autounet.training import schedules
-    except ImportError:  # the schedules module is optional; the formula is the reference's poly rule
-        schedules = None
+    """Learning rate per epoch: the poly schedule (set at the start of each epoch)."""
+    from autounet.training import schedules
 
     def lr_at(epoch: int) -> float:
-        if schedules is not None and hasattr(schedules, "poly_lr"):
-            return float(schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent))
-        return config.initial_lr * (1 - epoch / config.epochs) ** config.poly_exponent
+        return schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent)
 
     return lr_at
 
