@@ -81,6 +81,24 @@ def test_next_stage_segmentation_matches_whole_array_resampling(rng: np.random.G
     assert set(np.unique(seg)) <= {0, 1, 2} and len(np.unique(seg)) > 1
 
 
+GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "cascade" / "next_stage.npz"
+
+
+def test_next_stage_segmentation_matches_the_reference() -> None:
+    """Against nnunetv2 2.8.1's resample_and_save (see tests/data/golden/cascade/README.md)."""
+    golden = np.load(GOLDEN)
+    for name in golden["cases"]:
+        regions = bool(golden[f"{name}_regions"])
+        dataset = tiny_dataset(labels={"background": 0, "whole": [1, 2], "core": 2}, regions_class_order=[1, 2]) \
+            if regions else tiny_dataset()
+        seg = next_stage_segmentation(golden[f"{name}_logits"], tuple(golden[f"{name}_target"]),
+                                      spacing=tuple(golden[f"{name}_spacing"]),
+                                      labels=LabelSpec.from_dataset_spec(dataset), resampling=LINEAR)
+        ref = golden[f"{name}_seg"]
+        assert seg.shape == ref.shape and seg.dtype == ref.dtype, name
+        assert np.array_equal(seg, ref), f"{name}: {(seg != ref).sum()} of {ref.size} voxels differ"
+
+
 def test_next_stage_segmentation_separate_z_is_nearest_along_the_coarse_axis() -> None:
     labels = LabelSpec.from_dataset_spec(tiny_dataset())
     logits = np.zeros((3, 2, 4, 4), dtype=np.float32)
