@@ -10,8 +10,9 @@ A batch holds ``data`` ``(B, C, *patch)`` float32 (padded with 0) and ``seg`` ``
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from autounet.training.sampler import SampleSpec, plan_batch, split_box
 
 TRAIN_STREAM = 0
 VAL_STREAM = 1
+OPEN_CASES = 64  # lazily opened cases kept open per loader (bounded file handles on large datasets)
 
 
 class PatchStore(Protocol):
@@ -137,23 +139,35 @@ class BatchLoader:
         self.pin_memory = pin_memory
         self.prefetch = max(1, int(prefetch))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-loader") if workers else None
-        self._arrays: dict[str, tuple[Any, Any, Any]] = {}
+        self._open: OrderedDict[str, tuple[Any, Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.class_locations: dict[str, Mapping[Any, np.ndarray]] = {}
-        for case in self.case_ids:
+        for case in dict.fromkeys(self.case_ids):
             self._index(case)
 
     def _index(self, case: str) -> None:
-        if case in self.shapes:
-            return
+        props = self.store.properties(case)
+        get = props.get if isinstance(props, Mapping) else lambda k: getattr(props, k, None)
+        shape = get("shape_after_resampling")
+        if shape is None:
+            shape = self._arrays(case)[0].shape[1:]
+        self.shapes[case] = tuple(int(s) for s in shape)
+        self.class_locations[case] = {k: np.asarray(v) for k, v in (get("class_locations") or {}).items()}
+
+    def _arrays(self, case: str) -> tuple[Any, Any, Any]:
+        """The case's lazy arrays, kept open for the ``OPEN_CASES`` most recently used cases."""
+        with self._lock:
+            if case in self._open:
+                self._open.move_to_end(case)
+                return self._open[case]
         data, seg = _open_case(self.store, case)
         prev = self.previous_stage.open(case) if self.previous_stage is not None else None
-        self._arrays[case] = (data, seg, prev)
-        self.shapes[case] = tuple(int(s) for s in data.shape[1:])
-        props = self.store.properties(case)
-        locations = (props.get("class_locations") if isinstance(props, Mapping)
-                     else getattr(props, "class_locations", None)) or {}
-        self.class_locations[case] = {k: np.asarray(v) for k, v in locations.items()}
+        with self._lock:
+            self._open[case] = (data, seg, prev)
+            while len(self._open) > OPEN_CASES:
+                self._open.popitem(last=False)
+        return data, seg, prev
 
     # ---- one batch ----------------------------------------------------------------------------------------------
     def plan(self, epoch: int, iteration: int) -> list[SampleSpec]:
@@ -169,7 +183,7 @@ class BatchLoader:
         samples = self.plan(epoch, iteration)
         datas, segs = [], []
         for s in samples:
-            data, seg, prev = self._arrays[s.case]
+            data, seg, prev = self._arrays(s.case)
             datas.append(crop_and_pad(data, s.box, 0.0, np.float32))
             seg_patch = crop_and_pad(seg, s.box, -1, np.int16)
             if prev is not None:
