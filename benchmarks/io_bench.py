@@ -4,6 +4,8 @@
 * verify: ``autounet verify 4 -j N`` vs the reference's ``verify_dataset_integrity(folder, N)`` (what
   ``nnUNetv2_plan_and_preprocess --verify_dataset_integrity`` runs), both as fresh processes on the same data;
   wall seconds of the whole process (median of ``--repeats``) and of the check itself (timed inside the process).
+* CPU seconds (user + system, all processes of the command) of the whole verify process, less sensitive to
+  other load on the machine than wall time.
 * round trip: every image and label read and written back with autounet's I/O; arrays, spacing, origin and
   direction must be identical.
 
@@ -13,6 +15,7 @@ Usage: ``nice -n 10 .venv/bin/python benchmarks/io_bench.py [--workers 2] [--rep
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,9 +40,20 @@ REF_INNER = ("import sys, time; from nnunetv2.experiment_planning.verify_dataset
              "int(sys.argv[2])); print(time.perf_counter() - t)")
 
 
-def timed(cmd: list[str], **kw: object) -> tuple[float, str]:
-    start = time.perf_counter()
+CPU: dict[str, list[float]] = {"ours": [], "ref": []}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], *, cpu_key: str | None = None, **kw: object) -> tuple[float, str]:
+    """Wall seconds and stdout of a command; its CPU seconds (all its processes) go to ``CPU[cpu_key]``."""
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+    if cpu_key is not None:
+        CPU[cpu_key].append(_children_cpu() - cpu)
     return time.perf_counter() - start, proc.stdout
 
 
@@ -56,7 +70,8 @@ def bench_verify(ws: Path, workers: int, repeats: int, reference: bool) -> dict[
     folder = str(ws / "raw" / NAME)
     out: dict[str, list[float]] = {"ours_process": [], "ours_inner": [], "ref_process": [], "ref_inner": []}
     for _ in range(repeats):
-        seconds, _ = timed([AUTOUNET, "verify", "--workspace", str(ws), "4", "-j", str(workers), "--no-progress"])
+        seconds, _ = timed([AUTOUNET, "verify", "--workspace", str(ws), "4", "-j", str(workers), "--no-progress"],
+                           cpu_key="ours")
         out["ours_process"].append(seconds)
         _, text = timed([sys.executable, "-c", OURS_INNER, folder, str(workers)])
         inner, ok, n = text.split()
@@ -64,7 +79,8 @@ def bench_verify(ws: Path, workers: int, repeats: int, reference: bool) -> dict[
         out["ours_inner"].append(float(inner))
         if reference:
             env = reference_env(ws / "ref")
-            seconds, text = timed([str(reference_python()), "-c", REF_INNER, folder, str(workers)], env=env)
+            seconds, text = timed([str(reference_python()), "-c", REF_INNER, folder, str(workers)], env=env,
+                                  cpu_key="ref")
             out["ref_process"].append(seconds)
             out["ref_inner"].append(float(text.strip().splitlines()[-1]))
     return out
@@ -111,6 +127,9 @@ def main() -> None:
                              ("verify, check only (in process)", "ours_inner", "ref_inner")):
         ratio = med[ours] / med[ref] if args.reference else float("nan")
         print(f"{label:<34}{med[ours]:>12.2f}{med[ref]:>13.2f}{ratio:>8.2f}")
+    if args.reference:
+        ours, ref = statistics.median(CPU["ours"]), statistics.median(CPU["ref"])
+        print(f"{'verify, CPU s of all processes':<34}{ours:>12.2f}{ref:>13.2f}{ours / ref:>8.2f}")
     print(f"{'read+write+reread round trip':<34}{t_rt:>12.2f}{'-':>13}{'-':>8}")
     print(f"lossless round trip (array, dtype, spacing, origin, direction): {ok}/{n} cases")
 

@@ -137,6 +137,9 @@ def _reader(path: Path, ctx: CaseContext) -> ReaderWriter:
 
 
 def _read_image(path: Path, ctx: CaseContext, out: _Findings) -> tuple[np.ndarray, ImageGeometry] | None:
+    if not path.exists():
+        out.error("missing_image", "image file is missing", path)
+        return None
     try:
         array, geometry = _reader(path, ctx).read_one(path, segmentation=False)
     except AutounetError as exc:

@@ -271,9 +271,13 @@ def test_explicit_dataset_listing_verifies(make_dataset: MakeDataset) -> None:
     _edit_json(root, dataset=listing)
     assert verify(root, workers=1).ok
     listing["case_001"]["label"] = "labelsTr/gone.nii.gz"
+    listing["case_002"]["images"] = ["imagesTr/nothere_0000.nii.gz"]
     _edit_json(root, dataset=listing)
-    (p,) = _only(verify(root, workers=1).problems, "missing_label")
+    report = verify(root, workers=1)
+    (p,) = _only(report.problems, "missing_label")
     assert p.case == "case_001" and p.file and p.file.endswith("gone.nii.gz")
+    (m,) = _only(report.problems, "missing_image")
+    assert m.case == "case_002" and m.file and m.file.endswith("nothere_0000.nii.gz")
 
 
 def test_geometry_tolerance_is_configurable(make_dataset: MakeDataset) -> None:
