@@ -65,7 +65,7 @@ def test_run_trains_lowres_then_cascade(tmp_path: Path) -> None:
     assert summary.trained == ["3d_lowres/fold_0", "3d_lowres/fold_1", "3d_cascade_fullres/fold_0",
                                "3d_cascade_fullres/fold_1"]
     assert not summary.failed and summary.information is not None
-    assert any(s == "cascade" and "3d_lowres/fold_1: 3 next-stage prediction(s) written" in m for s, m in steps)
+    assert any(s == "cascade" and "3d_lowres/fold_1: 3 next-stage prediction(s) written (" in m for s, m in steps)
 
     # every case has a previous-stage segmentation in the cascade's preprocessed geometry
     folder = next_stage_dir(ws, NAME, "3d_lowres", "3d_cascade_fullres")

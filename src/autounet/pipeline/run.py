@@ -230,8 +230,8 @@ def _write_next_stage(workspace: Workspace, name: str, plans_name: str, configur
     """Predict the fold's validation cases into ``predicted_next_stage/`` (the cascade's training input)."""
     report = write_next_stage_predictions(workspace, name, configuration, fold, plans_name=plans_name,
                                           trainer=config.trainer_name, device=device)
-    say("cascade", f"{_job_key(configuration, fold)}: {len(report.written)} next-stage prediction(s) written, "
-                   f"{len(report.skipped)} up to date")
+    say("cascade", f"{_job_key(configuration, fold)}: {len(report.written)} next-stage prediction(s) written "
+                   f"({report.seconds:.1f} s), {len(report.skipped)} up to date")
     if report.missing:
         msg = f"{configuration} fold {fold}: not preprocessed for the next stage: {', '.join(report.missing)}"
         raise AutounetError(msg)
