@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 NAME = "demo"
+#: the demo's training schedule: the short budget, cut to fit the whole demo in a few minutes on 2 CPU cores
+DEMO_CONFIGURATIONS = ("2d",)
+DEMO_EPOCHS = 4
+DEMO_ITERATIONS = 25
+DEMO_VAL_ITERATIONS = 5
 HELP = "generate (or import) a dataset into the workspace and run the pipeline on it"
 
 
@@ -41,6 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", type=int, dest="dataset_id", help="dataset id (default 998 synthetic, 999 imported)")
     parser.add_argument("-j", "--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--clean", action="store_true", help="regenerate/re-import the demo dataset")
+    parser.add_argument("-c", "--configurations", nargs="+", default=list(DEMO_CONFIGURATIONS), metavar="CONFIG",
+                        help="configurations to train (default: 2d, the cheapest on a CPU)")
+    parser.add_argument("-f", "--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4], metavar="FOLD",
+                        help="cross-validation folds (default 0 1 2 3 4)")
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"epochs per fold (default {DEMO_EPOCHS})")
+    parser.add_argument("--iters-per-epoch", type=int, default=DEMO_ITERATIONS, dest="iterations_per_epoch",
+                        help=f"training iterations per epoch (default {DEMO_ITERATIONS})")
+    parser.add_argument("--devices", nargs="+", default=["auto"], metavar="DEVICE", help="training devices")
 
 
 def step_dataset(state: DemoState) -> str:
@@ -69,10 +82,27 @@ def step_verify(state: DemoState) -> str:
     return f"{report.n_cases} cases OK ({report.seconds:.1f} s)"
 
 
+def step_run(state: DemoState) -> str:
+    """``autounet run`` with the short budget: plan, preprocess, train every fold, select, report."""
+    from autounet.pipeline import RunOptions, format_summary, run
+
+    args = state.args
+    overrides = {"epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
+                 "val_iterations": DEMO_VAL_ITERATIONS}
+    options = RunOptions(configurations=tuple(args.configurations), folds=tuple(args.folds), budget="short",
+                         devices=tuple(args.devices), workers=args.workers, training_overrides=overrides,
+                         progress=state.results.get("progress", False))
+    summary = run(state.workspace, state.dataset_name or "", options=options,
+                  on_step=lambda step, message: print(f"      [{step}] {message}", flush=True))
+    state.results["run"] = summary
+    return format_summary(summary).replace("\n", "\n      ")
+
+
 #: the demo's steps, in order: (name, function returning a one-line summary)
 STEPS: list[tuple[str, Callable[[DemoState], str]]] = [
     ("dataset", step_dataset),
     ("verify", step_verify),
+    ("run", step_run),
 ]
 
 
@@ -80,7 +110,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     """Run every step, printing one line per step."""
     state = DemoState(args=args, workspace=ctx.workspace(), results={"progress": ctx.progress})
     for i, (name, step) in enumerate(STEPS, 1):
-        summary = step(state)
-        print(f"[{i}/{len(STEPS)}] {name}: {summary}")
+        print(f"[{i}/{len(STEPS)}] {name}", flush=True)
+        print(f"      {step(state)}", flush=True)
     print(f"demo finished: dataset {state.dataset_name} in {Path(state.workspace.raw)}")
     return 0
