@@ -269,10 +269,15 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         "trainer_name": config.trainer_name,
         "inference_allowed_mirroring_axes": tuple(aug.mirror_axes),
     }
+    logger = RunLogger(fold_dir, enabled=dist_ctx.is_main)
+    logger.text(f"{dataset_name} {plan.name} fold {fold}: {len(train_ids)} training / {len(val_ids)} validation "
+                f"cases; batch {batch} x {dist_ctx.world} process(es), patch {tuple(aug.initial_patch_size)} -> "
+                f"{tuple(plan.patch_size)}, device {device}, seed {seed}; "
+                f"{config.epochs} epochs x {config.iterations_per_epoch} iterations, lr {config.initial_lr}")
     return Run(fold_dir=fold_dir, config=config, model=model, module=module, optimizer=optimizer, scaler=scaler,
                loss_fn=loss_fn, dice_stats=dice_stats, lr_at=lr_at, augment=augment, prepare=prepare,
                train_loader=train_loader, val_loader=val_loader, device=device, seed=seed, dist=dist_ctx,
-               checkpoint_extra=extra, logger=RunLogger(fold_dir, enabled=dist_ctx.is_main), progress=progress)
+               checkpoint_extra=extra, logger=logger, progress=progress)
 
 
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
