@@ -1,6 +1,10 @@
-"""Tile positions and the Gaussian importance map, against hand-computed values."""
+"""Tile positions and the Gaussian importance map, against hand-computed values and the reference (golden)."""
 
 from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,3 +48,57 @@ def test_gaussian_map_properties() -> None:
 def test_pad_amounts() -> None:
     assert pad_amounts([30, 60], [40, 56]) == [(5, 5), (0, 0)]
     assert pad_amounts([31], [40]) == [(4, 5)]
+
+
+# ---------------------------------------------------------------- against the reference (golden) and as a whole
+
+_GOLDEN = json.loads((Path(__file__).resolve().parents[1] / "data" / "golden" / "networks" /
+                      "sliding_window.json").read_text())
+
+
+def test_steps_equal_reference_compute_steps_for_sliding_window() -> None:
+    for key, expected in _GOLDEN["steps"].items():
+        image, patch = (int(v) for v in key.split("/"))
+        assert compute_steps([image], [patch], 0.5) == [expected], key
+
+
+@pytest.mark.parametrize("patch", list(_GOLDEN["gaussian"]))
+def test_gaussian_equals_reference_up_to_its_float16_cast(patch: str) -> None:
+    ref = _GOLDEN["gaussian"][patch]
+    size = tuple(int(p) for p in patch.split("x"))
+    g = gaussian_importance_map(size)
+    centre = tuple(p // 2 for p in size)
+    assert g.max() == pytest.approx(ref["max"]) and g[centre] == pytest.approx(ref["center"])
+    # the reference stores float16: compare after the same cast
+    np.testing.assert_array_equal(g[(slice(None), *centre[1:])].astype(np.float16).astype(np.float32),
+                                  np.asarray(ref["axis0_profile"], dtype=np.float32))
+    assert float(g.astype(np.float16).astype(np.float64).sum()) == pytest.approx(ref["sum"], rel=1e-4)
+    assert g.min() > 0
+
+
+def _tiles(shape: tuple[int, ...], patch: tuple[int, ...], step: float) -> list[tuple[slice, ...]]:
+    per_axis = compute_steps(shape, patch, step)
+    return [tuple(slice(s, s + p) for s, p in zip(starts, patch)) for starts in itertools.product(*per_axis)]
+
+
+@pytest.mark.parametrize(("shape", "patch"), [((23, 40, 31), (16, 24, 16)), ((9, 70), (8, 32)), ((8, 8, 8), (8, 8, 8))])
+def test_constant_network_reproduces_the_constant(shape: tuple[int, ...], patch: tuple[int, ...]) -> None:
+    """Gaussian-weighted tile accumulation divided by the summed weights returns a constant prediction exactly."""
+    g = gaussian_importance_map(patch).astype(np.float64)
+    acc = np.zeros(shape)
+    weight = np.zeros(shape)
+    for sl in _tiles(shape, patch, 0.5):
+        acc[sl] += 3.25 * g  # a "network" whose logits are 3.25 everywhere
+        weight[sl] += g
+    assert (weight > 0).all()  # every voxel is covered by a tile with non-zero weight
+    np.testing.assert_allclose(acc / weight, 3.25, rtol=1e-12)
+
+
+def test_tiles_cover_every_voxel_with_at_most_half_patch_steps() -> None:
+    shape, patch = (37, 61, 50), (16, 24, 20)
+    count = np.zeros(shape, dtype=int)
+    for sl in _tiles(shape, patch, 0.5):
+        count[sl] += 1
+    assert count.min() >= 1
+    for axis, pos in enumerate(compute_steps(shape, patch, 0.5)):
+        assert max(np.diff(pos)) <= patch[axis] * 0.5

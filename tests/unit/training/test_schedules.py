@@ -22,3 +22,15 @@ def test_poly_rejects_bad_arguments() -> None:
         poly_lr(11, 10, 1.0)
     with pytest.raises(ConfigError):
         poly_lr(0, 0, 1.0)
+
+
+def test_poly_matches_the_reference_schedule_over_a_full_run() -> None:
+    """The reference steps PolyLRScheduler with the epoch index at each epoch start: lr(e) = 0.01 (1 - e/1000)^0.9."""
+    import numpy as np
+
+    epochs = np.arange(1000)
+    expected = 0.01 * (1 - epochs / 1000) ** 0.9
+    got = np.array([poly_lr(int(e), 1000, 0.01) for e in epochs])
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    assert got[999] == pytest.approx(1.99e-5, rel=0.01)  # facts §5.1: epoch 999 -> ~1.99e-5
+    assert poly_lr(3, 10, 0.1, exponent=2.0) == pytest.approx(0.1 * 0.7 ** 2)
