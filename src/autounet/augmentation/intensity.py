@@ -211,14 +211,13 @@ def apply_gamma(image: torch.Tensor, params: FactorParams, *, invert: bool = Fal
     if invert:
         x = -x
     dims = _spatial_dims(x)
-    mean = x.mean(dim=dims, keepdim=True)
-    std = x.std(dim=dims, keepdim=True)
-    lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
-    rng = hi - lo
-    y = ((x - lo) / rng.clamp_min(_EPS)).pow(_bc(params.factor[params.apply], x)) * rng + lo
-    y_mean = y.mean(dim=dims, keepdim=True)
-    y_std = y.std(dim=dims, keepdim=True)
-    y = (y - y_mean) * (std / y_std.clamp_min(_EPS)) + mean
+    std, mean = torch.std_mean(x, dim=dims, keepdim=True)
+    lo = x.amin(dim=dims, keepdim=True)
+    rng = x.amax(dim=dims, keepdim=True) - lo
+    y = (x - lo).div_(rng.clamp_min(_EPS)).pow_(_bc(params.factor[params.apply], x)).mul_(rng).add_(lo)
+    y_std, y_mean = torch.std_mean(y, dim=dims, keepdim=True)
+    scale = std / y_std.clamp_min(_EPS)
+    y = y.mul_(scale).add_(mean - y_mean * scale)
     if invert:
-        y = -y
+        y = y.neg_()
     return image.index_copy(0, idx, y)

@@ -28,11 +28,20 @@ def make_params(config: MirrorConfig, batch_size: int, *, ndim: int, axes: Seque
 
 
 def apply(x: torch.Tensor, params: MirrorParams) -> torch.Tensor:
-    """Flip the selected samples of ``x (B, C, *spatial)`` (image or segmentation) along their axes."""
-    out = x
-    for axis in range(params.flip.shape[1]):
-        idx = _sampling.selected(params.flip[:, axis], x.device)
-        if len(idx) == 0:
+    """Flip the selected samples of ``x (B, C, *spatial)`` (image or segmentation) along their axes.
+
+    Samples are grouped by their flip pattern (at most ``2**ndim`` groups), so every voxel is copied once.
+    """
+    flip = params.flip
+    if not bool(flip.any()):
+        return x
+    ndim = flip.shape[1]
+    code = (flip.long() * (2 ** torch.arange(ndim))).sum(dim=1)
+    out = x.clone()
+    for pattern in code.unique().tolist():
+        if pattern == 0:
             continue
-        out = out.index_copy(0, idx, out.index_select(0, idx).flip(axis + 2))
+        idx = _sampling.selected(code == pattern, x.device)
+        axes = [a + 2 for a in range(ndim) if (pattern >> a) & 1]
+        out[idx] = x.index_select(0, idx).flip(axes)
     return out

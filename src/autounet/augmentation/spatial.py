@@ -28,7 +28,7 @@ PAD_LABEL = -1
 """Segmentation value outside the loaded patch (and outside the non-zero mask): trained as background later."""
 
 _TIE_TOLERANCE = 1e-4
-_MAX_STACK_ELEMENTS = 2**26
+_MAX_STACK_ELEMENTS = 2**26  # indicator floats per grid_sample call (256 MiB)
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,25 @@ def sampling_theta(matrices: torch.Tensor, in_shape: Sequence[int], out_shape: S
 
 def sampling_grid(params: SpatialParams, idx: torch.Tensor, in_shape: Sequence[int], out_shape: Sequence[int],
                   device: torch.device) -> torch.Tensor:
-    """The ``grid_sample`` grid ``(n, *out, d)`` for the samples ``idx`` (CPU indices)."""
+    """The ``grid_sample`` grid ``(n, *out, d)`` for the samples ``idx`` (CPU indices).
+
+    Equal to ``affine_grid(theta, align_corners=False)``, built as a sum of broadcast per-axis terms (each grid
+    coordinate is affine in the output index), which avoids a matrix product per output voxel.
+    """
     sub = SpatialParams(*(t[idx] for t in (params.rotate, params.scale, params.angles, params.scales)))
     theta = sampling_theta(affine_matrices(sub), in_shape, out_shape).to(device=device, dtype=torch.float32)
-    return F.affine_grid(theta, [len(idx), 1, *out_shape], align_corners=False)
+    n, d = len(idx), len(out_shape)
+    grid = torch.empty((n, *out_shape, d), dtype=torch.float32, device=device)
+    # affine_grid's base coordinates, x first: axis j of theta's columns is spatial axis d - 1 - j
+    base = [(2 * torch.arange(m, dtype=torch.float32, device=device) + 1) / m - 1 for m in out_shape[::-1]]
+    for k in range(d):
+        acc = theta[:, k, d].view(n, *([1] * d)).expand(n, *out_shape).clone()
+        for j in range(d):
+            shape = [n] + [1] * d
+            shape[d - j] = out_shape[d - 1 - j]
+            acc += theta[:, k, j].view(n, *([1] * d)) * base[j].view(1, *shape[1:])
+        grid[..., k] = acc
+    return grid
 
 
 def apply(image: torch.Tensor, seg: torch.Tensor | None, params: SpatialParams, *, patch_size: Sequence[int],
@@ -143,38 +158,178 @@ def apply(image: torch.Tensor, seg: torch.Tensor | None, params: SpatialParams, 
         return img_out.clone(), (None if seg_out is None else seg_out.clone())
     grid = sampling_grid(params, idx, image.shape[2:], out_shape, image.device)
     didx = idx.to(image.device)
-    warped = F.grid_sample(image.index_select(0, didx).float(), grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False).to(image.dtype)
-    img_out = img_out.index_copy(0, didx, warped)
-    if seg is not None and seg_out is not None:
-        labels = resample_labels(seg.index_select(0, didx), grid, mode=segmentation_mode)
-        seg_out = seg_out.index_copy(0, didx, labels)
-    return img_out, seg_out
+    img_sub = image.index_select(0, didx).float()
+    if seg is None or seg_out is None:
+        warped = _sample_linear(img_sub, grid)
+        return img_out.index_copy(0, didx, warped.to(image.dtype)), None
+    warped, labels = resample_labels(seg.index_select(0, didx), grid, mode=segmentation_mode, image=img_sub)
+    assert warped is not None  # an image was passed
+    return (img_out.index_copy(0, didx, warped.to(image.dtype)), seg_out.index_copy(0, didx, labels))
+
+
+def _sample_linear(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def resample_labels(seg: torch.Tensor, grid: torch.Tensor, *, mode: str = "linear_onehot",
-                    pad_label: int = PAD_LABEL) -> torch.Tensor:
-    """Label-preserving resampling of integer labels ``(n, S, *in)`` at ``grid`` (normalised, x-first).
+                    pad_label: int = PAD_LABEL, image: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Label-preserving resampling of integer labels ``seg (n, S, *in)`` at ``grid`` (normalised, x-first).
 
     ``nearest`` takes the nearest input voxel. ``linear_onehot`` interpolates every label's indicator
-    (bi/tri)linearly and keeps the label with the highest score; where the best scores tie (a sample point
-    exactly between two labels) the nearest neighbour's label wins. Outside the input counts as ``pad_label``.
-    Every output value is therefore a value of the input or ``pad_label``; labels never mix.
+    (bi/tri)linearly and keeps the label with the highest score; where the two best scores tie (a sample point
+    exactly between labels) the nearest input voxel's label wins if it is one of them. Outside the input counts
+    as ``pad_label``. Every output value is a value of the input or ``pad_label``: labels never mix.
+
+    An ``image (n, C, *in)`` given here is (bi/tri)linearly resampled in the same ``grid_sample`` call (the
+    sampling weights are computed once for all channels) and returned first; otherwise ``None`` is.
     """
-    nearest = _sample_nearest(seg, grid, pad_label)
     if mode == "nearest":
-        return nearest
+        warped = None if image is None else _sample_linear(image, grid)
+        return warped, _sample_nearest(seg, grid, pad_label)
     if mode != "linear_onehot":
         msg = f"unknown segmentation resampling mode {mode!r}"
         raise ValueError(msg)
-    labels = torch.unique(seg)
-    if _may_reach_outside(grid, seg.shape[2:]) and not bool((labels == pad_label).any()):
-        labels = torch.sort(torch.cat([labels, labels.new_tensor([pad_label])])).values
+    labels = _label_values(seg, pad_label, reach_outside=_may_reach_outside(grid, seg.shape[2:]))
+    n, s = seg.shape[:2]
+    out_shape = (n, s, *grid.shape[1:-1])
+    c = 0 if image is None else image.shape[1]
     if len(labels) == 1:
-        return torch.full_like(nearest, int(labels[0]))
-    best, winner, nn_score = _argmax_scores(seg, grid, labels, nearest, pad_label)
-    use_nearest = nn_score >= best - _TIE_TOLERANCE
-    return torch.where(use_nearest, nearest, winner)
+        warped = None if image is None else _sample_linear(image, grid)
+        return warped, torch.full(out_shape, int(labels[0]), dtype=seg.dtype, device=seg.device)
+    per_label = max(1, n * s * math.prod(seg.shape[2:]))
+    chunk = max(1, _MAX_STACK_ELEMENTS // per_label)
+    # The scores of all labels sum to 1 (the indicators partition space, the padding label counted outside), so
+    # with a single chunk one label (background if present) is not sampled but recovered as 1 - sum(others).
+    implicit = None
+    if len(labels) <= chunk:
+        zero = (labels == 0).nonzero()
+        implicit = int(zero[0, 0]) if len(zero) else len(labels) - 1
+    sampled_labels = labels if implicit is None else torch.cat([labels[:implicit], labels[implicit + 1:]])
+    warped: torch.Tensor | None = None
+    best: torch.Tensor | None = None
+    best_label: torch.Tensor | None = None
+    chunks = []
+    total = None
+    for start in range(0, len(sampled_labels), chunk):
+        part = sampled_labels[start:start + chunk]
+        lead = image if (start == 0 and image is not None) else None
+        sampled = _sample_linear(_stack_indicators(seg, part, pad_label, lead=lead), grid)
+        if lead is not None:
+            warped, sampled = sampled[:, :c], sampled[:, c:]
+        scores = sampled.view(n, s, len(part), *out_shape[2:])
+        if bool((part == pad_label).any()):
+            scores[:, :, int((part == pad_label).nonzero()[0, 0])] += 1.0
+        if implicit is not None:
+            total = scores.sum(dim=2)
+        best, best_label = _running_max(scores, part, best, best_label)
+        chunks.append((part, scores))
+    if implicit is not None and total is not None:
+        rest = (1.0 - total)[:, :, None]
+        part = labels[implicit:implicit + 1]
+        best, best_label = _running_max(rest, part, best, best_label)
+        chunks.append((part, rest))
+    assert best is not None and best_label is not None
+    result = best_label.to(seg.dtype)
+    # the indicators partition space (the padding label counted outside), so scores sum to 1 and two labels can
+    # only share the top score where it is at most 1/2
+    maybe = best <= 0.5 + _TIE_TOLERANCE
+    if bool(maybe.any()):
+        pos = maybe.nonzero()
+        top = best[maybe]
+        second = torch.full_like(top, -math.inf)
+        for part, scores in chunks:
+            vals = scores.movedim(2, -1)[maybe]  # (k, len(part))
+            is_best = part[None].to(result.dtype) == result[maybe][:, None]
+            second = torch.maximum(second, vals.masked_fill(is_best, -math.inf).amax(dim=1))
+        tied = (top - second) < _TIE_TOLERANCE
+        if bool(tied.any()):
+            result = _settle_ties(result, pos[tied], top[tied], seg, grid, pad_label)
+    return warped, result
+
+
+def _running_max(scores: torch.Tensor, labels: torch.Tensor, best: torch.Tensor | None,
+                 best_label: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold the label scores ``(n, S, L, *out)`` into the running best score and label."""
+    value, arg = scores.max(dim=2)
+    if best is None or best_label is None:
+        return value, labels[arg]
+    better = value > best
+    return torch.where(better, value, best), torch.where(better, labels[arg], best_label)
+
+
+def _label_values(seg: torch.Tensor, pad_label: int, *, reach_outside: bool) -> torch.Tensor:
+    """Candidate labels (sorted): the value range of ``seg`` when small (absent values score 0), else its unique
+    values; plus ``pad_label`` when the kernel may reach outside the input."""
+    lo, hi = (int(v) for v in torch.aminmax(seg))
+    if reach_outside:
+        lo, hi = min(lo, pad_label), max(hi, pad_label)
+    if hi - lo < 64:
+        return torch.arange(lo, hi + 1, device=seg.device, dtype=torch.int64)
+    values = torch.unique(seg).to(torch.int64)
+    if reach_outside:
+        values = torch.unique(torch.cat([values, values.new_tensor([pad_label])]))
+    return values
+
+
+def _stack_indicators(seg: torch.Tensor, labels: torch.Tensor, pad_label: int, *,
+                      lead: torch.Tensor | None = None) -> torch.Tensor:
+    """``(n, C + S*L, *in)``: optional ``lead`` channels, then float indicators per seg channel and label.
+
+    The padding label's indicator is stored minus 1 (zero padding then makes it 1 outside the input).
+    """
+    n, s = seg.shape[:2]
+    c = 0 if lead is None else lead.shape[1]
+    buf = torch.empty((n, c + s * len(labels), *seg.shape[2:]), dtype=torch.float32, device=seg.device)
+    if lead is not None:
+        buf[:, :c] = lead
+    onehot = buf[:, c:].view(n, s, len(labels), *seg.shape[2:])
+    for k, value in enumerate(labels.tolist()):
+        torch.eq(seg, value, out=onehot[:, :, k])
+        if value == pad_label:
+            onehot[:, :, k] -= 1.0
+    return buf
+
+
+def _settle_ties(result: torch.Tensor, pos: torch.Tensor, best: torch.Tensor, seg: torch.Tensor,
+                 grid: torch.Tensor, pad_label: int) -> torch.Tensor:
+    """At tied voxels ``pos (k, 2 + d)`` take the nearest input voxel's label if its score is (within tolerance)
+    the best; elsewhere, and where the nearest label is not among the tied ones, the first maximum stands."""
+    g = grid[(pos[:, 0], *pos[:, 2:].unbind(1))].flip(-1)  # (k, d) in spatial axis order
+    size = torch.tensor(seg.shape[2:], device=grid.device, dtype=grid.dtype)
+    idx = torch.round(((g + 1) * size - 1) / 2).long()  # the voxel grid_sample's 'nearest' picks
+    inside = ((idx >= 0) & (idx < size.long())).all(dim=1)
+    idx = torch.minimum(idx.clamp_min(0), size.long() - 1)
+    nearest = seg[(pos[:, 0], pos[:, 1], *idx.unbind(1))]
+    nearest = torch.where(inside, nearest, torch.full_like(nearest, pad_label))
+    own = _score_at(seg, grid, pos, nearest, pad_label)
+    take = own >= best - _TIE_TOLERANCE
+    out = result.clone()
+    where = tuple(pos.unbind(1))
+    out[where] = torch.where(take, nearest, result[where])
+    return out
+
+
+def _score_at(seg: torch.Tensor, grid: torch.Tensor, pos: torch.Tensor, label: torch.Tensor,
+              pad_label: int) -> torch.Tensor:
+    """Linear-interpolation score of ``label[k]`` at output voxel ``pos[k]`` (outside counts as ``pad_label``)."""
+    g = grid[(pos[:, 0], *pos[:, 2:].unbind(1))].flip(-1)
+    size = torch.tensor(seg.shape[2:], device=grid.device, dtype=torch.float64)
+    p = ((g.double() + 1) * size - 1) / 2
+    base = torch.floor(p)
+    frac = p - base
+    score = torch.zeros(len(pos), dtype=torch.float64, device=grid.device)
+    d = seg.ndim - 2
+    for corner in range(2 ** d):
+        bits = torch.tensor([(corner >> (d - 1 - a)) & 1 for a in range(d)], device=grid.device)
+        c = base.long() + bits
+        w = torch.where(bits.bool(), frac, 1 - frac).prod(dim=1)
+        inside = ((c >= 0) & (c < size.long())).all(dim=1)
+        cc = torch.minimum(c.clamp_min(0), size.long() - 1)
+        value = seg[(pos[:, 0], pos[:, 1], *cc.unbind(1))]
+        value = torch.where(inside, value, torch.full_like(value, pad_label))
+        score += w * (value == label).double()
+    return score.to(torch.float32)
 
 
 def _sample_nearest(seg: torch.Tensor, grid: torch.Tensor, pad_label: int) -> torch.Tensor:
@@ -184,34 +339,14 @@ def _sample_nearest(seg: torch.Tensor, grid: torch.Tensor, pad_label: int) -> to
 
 
 def _may_reach_outside(grid: torch.Tensor, in_shape: Sequence[int]) -> bool:
-    """False guarantees every linear kernel stays inside the input (|x| <= 1 - 1/n on every axis)."""
+    """False guarantees every linear kernel stays inside the input (|x| <= 1 - 1/n on every axis).
+
+    The grid is affine in the output index, so its extremes lie at the corners of the output patch.
+    """
+    corners = grid
+    for dim in range(1, grid.ndim - 1):
+        ends = torch.tensor([0, grid.shape[dim] - 1], device=grid.device)
+        corners = corners.index_select(dim, ends)
     sizes = torch.tensor(list(in_shape)[::-1], dtype=grid.dtype, device=grid.device)
-    reach = grid.abs().amax(dim=tuple(range(grid.ndim - 1)))
+    reach = corners.abs().amax(dim=tuple(range(grid.ndim - 1)))
     return bool((reach > 1 - 1 / sizes).any())
-
-
-def _argmax_scores(seg: torch.Tensor, grid: torch.Tensor, labels: torch.Tensor, nearest: torch.Tensor,
-                   pad_label: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Running max over label scores (in label chunks that bound memory), winner label, nearest label's score."""
-    n, s = seg.shape[:2]
-    out_shape = nearest.shape
-    best = torch.full(out_shape, -math.inf, device=seg.device)
-    winner = torch.empty_like(nearest)
-    nn_score = torch.full(out_shape, -math.inf, device=seg.device)
-    per_label = max(1, seg.numel())
-    chunk = max(1, _MAX_STACK_ELEMENTS // per_label)
-    for start in range(0, len(labels), chunk):
-        part = labels[start:start + chunk]
-        onehot = (seg[:, :, None] == part.view(1, 1, -1, *([1] * (seg.ndim - 2)))).float()
-        is_pad = (part == pad_label).view(1, 1, -1, *([1] * (seg.ndim - 2)))
-        onehot = onehot - is_pad.float()  # the padding label's indicator is 1 outside: sample (ind - 1), add 1
-        scores = F.grid_sample(onehot.flatten(1, 2), grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=False)
-        scores = scores.view(n, s, len(part), *out_shape[2:]) + is_pad.float()
-        for k in range(len(part)):
-            score = scores[:, :, k]
-            better = score > best
-            best = torch.where(better, score, best)
-            winner = torch.where(better, part[k].to(winner.dtype), winner)
-            nn_score = torch.where(nearest == part[k], score, nn_score)
-    return best, winner, nn_score
