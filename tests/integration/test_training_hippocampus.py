@@ -1,0 +1,35 @@
+"""The short budget on real data: Hippocampus fold 0, 2d, ``--budget short`` on the CPU (about 20–40 min on 2 idle
+cores; see benchmarks/results/training.md). Reaches a validation pseudo-Dice of at least 0.60."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _autounet(ws: Path, *args: str, timeout: int = 3600) -> None:
+    subprocess.run([sys.executable, "-m", "autounet", "--quiet", *args[:1], "--workspace", str(ws), *args[1:]],
+                   check=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_short_budget_hippocampus_reaches_dice(shared_datasets: Path, tmp_path: Path) -> None:
+    src = shared_datasets / "Hippocampus"
+    ws = tmp_path / "ws"
+    _autounet(ws, "import", "--images", str(src / "images"), "--labels", str(src / "labels"), "--id", "4",
+              "--name", "Hippocampus", "--channel", "MRI", "--label", "background=0", "--label", "Anterior=1",
+              "--label", "Posterior=2", "--link")
+    _autounet(ws, "fingerprint", "4")
+    _autounet(ws, "plan", "4", "-c", "2d")
+    _autounet(ws, "preprocess", "4", "-c", "2d")
+    _autounet(ws, "train", "4", "2d", "0", "--budget", "short", "--seed", "0", timeout=3 * 3600)
+    fold = ws / "results" / "Dataset004_Hippocampus" / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
+    records = [json.loads(x) for x in (fold / "training_log.jsonl").read_text().splitlines()]
+    assert len(records) == 16
+    assert max(r["mean_fg_dice"] for r in records[-3:]) >= 0.60
+    assert (fold / "checkpoint_final.pth").is_file() and (fold / "progress.png").is_file()
