@@ -16,8 +16,9 @@ NAME = "demo"
 #: the demo's training schedule: the short budget, cut to fit the whole demo in a few minutes on 2 CPU cores
 DEMO_CONFIGURATIONS = ("2d",)
 DEMO_EPOCHS = 4
-DEMO_ITERATIONS = 25
-DEMO_VAL_ITERATIONS = 5
+DEMO_ITERATIONS = 20
+DEMO_VAL_ITERATIONS = 3
+DEMO_BATCH_SIZE = 4
 HELP = "generate (or import) a dataset into the workspace and run the pipeline on it"
 
 
@@ -36,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="PATH",
                         help="real data instead of the synthetic set: a raw dataset folder (with dataset.json) or a "
                              "folder with images/ and labels/ sub-folders")
-    parser.add_argument("--cases", type=int, default=16, help="synthetic cases (default 16)")
-    parser.add_argument("--shape", type=int, nargs=3, default=(24, 64, 64), metavar=("Z", "Y", "X"),
-                        help="synthetic volume shape (default 24 64 64)")
+    parser.add_argument("--cases", type=int, default=15, help="synthetic cases (default 15)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(20, 48, 48), metavar=("Z", "Y", "X"),
+                        help="synthetic volume shape (default 20 48 48)")
     parser.add_argument("--spacing", type=float, nargs=3, default=(3.0, 1.0, 1.0), metavar=("Z", "Y", "X"),
                         help="synthetic voxel spacing in mm (default 3 1 1: anisotropic)")
     parser.add_argument("--channels", type=int, default=1, help="synthetic input channels (default 1)")
@@ -88,7 +89,7 @@ def step_run(state: DemoState) -> str:
 
     args = state.args
     overrides = {"epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
-                 "val_iterations": DEMO_VAL_ITERATIONS}
+                 "val_iterations": DEMO_VAL_ITERATIONS, "batch_size": DEMO_BATCH_SIZE}
     options = RunOptions(configurations=tuple(args.configurations), folds=tuple(args.folds), budget="short",
                          devices=tuple(args.devices), workers=args.workers, training_overrides=overrides,
                          progress=state.results.get("progress", False))
