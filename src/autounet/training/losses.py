@@ -216,7 +216,7 @@ def pseudo_dice_counts(logits: torch.Tensor, target: torch.Tensor, *, has_region
 
     Label mode: argmax prediction, background class dropped (``C - 1`` entries), ``ignore_label`` voxels masked.
     Region mode: ``sigmoid > 0.5`` per region; with an ignore label the target's last channel is the ignore mask.
-    Returns float64 tensors on the logits' device (exact integer counts).
+    Returns int64 tensors (exact counts) on the logits' device (int64 also works on MPS, float64 does not).
     """
     if has_regions:
         pred = torch.sigmoid(logits) > 0.5
@@ -239,15 +239,15 @@ def pseudo_dice_counts(logits: torch.Tensor, target: torch.Tensor, *, has_region
         pred = pred & mask
         gt = gt & mask
     axes = [0, *range(2, pred.ndim)]
-    tp = (pred & gt).sum(axes, dtype=torch.float64)
-    fp = (pred & ~gt).sum(axes, dtype=torch.float64)
-    fn = (~pred & gt).sum(axes, dtype=torch.float64)
+    tp = (pred & gt).sum(axes, dtype=torch.int64)
+    fp = (pred & ~gt).sum(axes, dtype=torch.int64)
+    fn = (~pred & gt).sum(axes, dtype=torch.int64)
     return tp, fp, fn
 
 
 def pseudo_dice(tp: Any, fp: Any, fn: Any) -> tuple[list[float], float]:
     """Per-class ``2TP / (2TP + FP + FN)`` (NaN for 0/0) and their NaN-mean (NaN if all are NaN)."""
-    tp_t, fp_t, fn_t = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (tp, fp, fn))
+    tp_t, fp_t, fn_t = (torch.as_tensor(v).cpu().to(torch.float64) for v in (tp, fp, fn))
     denom = 2 * tp_t + fp_t + fn_t
     per_class = torch.where(denom > 0, 2 * tp_t / denom.clamp_min(1), torch.full_like(denom, float("nan")))
     valid = per_class[~per_class.isnan()]
