@@ -111,8 +111,9 @@ class Compression:
                 "nthreads": 1}
 
 
-#: images: LZ4 decompresses fastest (training reads); labels: ZSTD-1 compresses 2-3x better at similar speed
-DATA_COMPRESSION = Compression("LZ4", 5, True)
+#: images: LZ4HC output decompresses ~10 % faster than LZ4's and is ~25 % smaller (written once, read for every
+#: training patch); labels: ZSTD-1 compresses 2-3x better than LZ4HC at similar read speed
+DATA_COMPRESSION = Compression("LZ4HC", 5, True)
 SEG_COMPRESSION = Compression("ZSTD", 1, True)
 
 
