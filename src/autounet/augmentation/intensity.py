@@ -45,16 +45,28 @@ def make_noise_params(config: NoiseConfig, batch_size: int, generator: torch.Gen
                        seed=_sampling.seed(generator))
 
 
-def apply_noise(image: torch.Tensor, params: NoiseParams) -> torch.Tensor:
-    """Add ``N(0, sigma^2)`` noise (independent per voxel and channel) to the selected samples."""
+def noise_field(params: NoiseParams, shape: tuple[int, ...], *, device: torch.device | str,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise ``(n_selected, *shape[1:])`` for the selected samples, in batch order (from ``seed``)."""
+    gen = torch.Generator(device=device).manual_seed(params.seed)
+    n = int(params.apply.sum())
+    return torch.randn((n, *shape[1:]), generator=gen, device=device, dtype=dtype)
+
+
+def apply_noise(image: torch.Tensor, params: NoiseParams, *, field: torch.Tensor | None = None) -> torch.Tensor:
+    """Add ``N(0, sigma^2)`` noise (independent per voxel and channel) to the selected samples.
+
+    ``field`` (one standard-normal row per selected sample, see :func:`noise_field`) is drawn from the params'
+    seed when not given.
+    """
     idx = _sampling.selected(params.apply, image.device)
     if len(idx) == 0:
         return image
-    gen = torch.Generator(device=image.device).manual_seed(params.seed)
+    if field is None:
+        field = noise_field(params, tuple(image.shape), device=image.device, dtype=image.dtype)
     sub = image.index_select(0, idx)
-    noise = torch.randn(sub.shape, generator=gen, device=image.device, dtype=image.dtype)
     sigma = params.sigma[params.apply].to(device=image.device, dtype=image.dtype)
-    return image.index_copy(0, idx, sub + noise * sigma.view(-1, *([1] * (image.ndim - 1))))
+    return image.index_copy(0, idx, sub + field.to(image.dtype) * sigma.view(-1, *([1] * (image.ndim - 1))))
 
 
 # ---- Gaussian blur -----------------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ call into random draws and a deterministic application, so parameters can be rec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -154,6 +157,26 @@ class AugmentationParams:
         return out
 
 
+    def take(self, index: torch.Tensor) -> AugmentationParams:
+        """The parameters of the samples ``index`` (a CPU long tensor), in that order."""
+        return _take(self, index)
+
+
+_T = TypeVar("_T")
+
+
+def _take(record: _T, index: torch.Tensor) -> _T:
+    """Select samples of a params record: every tensor field is indexed along its first (batch) axis."""
+    changes: dict[str, Any] = {}
+    for f in fields(record):  # type: ignore[arg-type]
+        value = getattr(record, f.name)
+        if isinstance(value, torch.Tensor):
+            changes[f.name] = value[index]
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = _take(value, index)
+    return dataclasses.replace(record, **changes)  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
 class AugmentedBatch:
     """Network input ``image (B, C', *patch)`` and ``target``: a tensor, or one per deep-supervision scale."""
@@ -209,15 +232,46 @@ class Augmenter:
             remove_component=cascade.make_remove_component_params(cfg.cascade, b, n_fg, g) if n_fg else None,
         )
 
-    def __call__(self, image: torch.Tensor, seg: torch.Tensor, *, generator: torch.Generator) -> AugmentedBatch:
-        """Augment a training batch and build its targets: draw parameters from ``generator``, then apply them."""
-        params = self.make_params(image.shape[0], channels=image.shape[1], generator=generator)
-        return self.apply(image, seg, params)
+    def __call__(self, image: torch.Tensor, seg: torch.Tensor, *, generator: torch.Generator,
+                 threads: int = 1) -> AugmentedBatch:
+        """Augment a training batch and build its targets: draw parameters from ``generator``, then apply them.
 
-    def apply(self, image: torch.Tensor, seg: torch.Tensor, params: AugmentationParams) -> AugmentedBatch:
-        """Apply recorded parameters: :meth:`apply_augmentation`, then :meth:`apply_targets`."""
-        image, seg = self.apply_augmentation(image, seg, params)
-        return self.apply_targets(image, seg, params)
+        ``threads``: see :meth:`apply` (CPU batches only).
+        """
+        params = self.make_params(image.shape[0], channels=image.shape[1], generator=generator)
+        return self.apply(image, seg, params, threads=threads)
+
+    def apply(self, image: torch.Tensor, seg: torch.Tensor, params: AugmentationParams, *,
+              threads: int = 1) -> AugmentedBatch:
+        """Apply recorded parameters: :meth:`apply_augmentation`, then :meth:`apply_targets`.
+
+        ``threads > 1`` splits a CPU batch into that many parts augmented concurrently (torch releases the GIL);
+        the result is identical to ``threads=1``. Use it with ``torch.set_num_threads(1)`` instead of torch's
+        intra-op threads, which busy-wait and collapse when the cores are shared. Ignored off the CPU.
+        """
+        b = image.shape[0]
+        if threads <= 1 or image.device.type != "cpu" or b < 2:
+            image, seg = self.apply_augmentation(image, seg, params)
+            return self.apply_targets(image, seg, params)
+        self._check(image, seg, params.mirror.flip.shape[0])
+        noise = intensity.noise_field(params.noise, (b, image.shape[1], *self.patch_size), device=image.device)
+        rank = torch.cumsum(params.noise.apply.long(), 0) - 1  # row of each noisy sample in the noise field
+        parts = [p for p in torch.arange(b).tensor_split(min(threads, b)) if len(p)]
+
+        def run(part: torch.Tensor) -> AugmentedBatch:
+            sub = params.take(part)
+            field = noise[rank[part][sub.noise.apply]]
+            img, s = self.apply_augmentation(image[part], seg[part], sub, noise=field)
+            return self.apply_targets(img, s, sub)
+
+        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="autounet-augment") as pool:
+            outs = list(pool.map(run, parts))
+        targets_out: torch.Tensor | list[torch.Tensor]
+        if isinstance(outs[0].target, list):
+            targets_out = [torch.cat([o.target[k] for o in outs]) for k in range(len(outs[0].target))]  # type: ignore[index]
+        else:
+            targets_out = torch.cat([o.target for o in outs])  # type: ignore[misc]
+        return AugmentedBatch(torch.cat([o.image for o in outs]), targets_out)
 
     def augment(self, image: torch.Tensor, seg: torch.Tensor, *,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,13 +294,16 @@ class Augmenter:
         out = self.apply_targets(image, seg, params)
         return out.image, out.target
 
-    def apply_augmentation(self, image: torch.Tensor, seg: torch.Tensor,
-                           params: AugmentationParams) -> tuple[torch.Tensor, torch.Tensor]:
-        """Spatial, intensity and mirroring transforms, then masking (steps 1-12) with recorded parameters."""
+    def apply_augmentation(self, image: torch.Tensor, seg: torch.Tensor, params: AugmentationParams, *,
+                           noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spatial, intensity and mirroring transforms, then masking (steps 1-12) with recorded parameters.
+
+        ``noise``: a precomputed noise field (see :func:`intensity.noise_field`), else drawn from the params.
+        """
         self._check(image, seg, params.mirror.flip.shape[0])
         cfg = self.config
         image, seg = self._spatial(image, seg, params.spatial)
-        image = intensity.apply_noise(image, params.noise)
+        image = intensity.apply_noise(image, params.noise, field=noise)
         image = intensity.apply_blur(image, params.blur)
         image = intensity.apply_brightness(image, params.brightness)
         image = intensity.apply_contrast(image, params.contrast, preserve_range=cfg.contrast.preserve_range)

@@ -215,3 +215,28 @@ def test_bad_inputs_are_reported() -> None:
 
 def test_config_object_and_name_give_the_same_pipeline() -> None:
     assert build(AugmentationConfig(), patch_size=(8, 8)) == build("default", patch_size=(8, 8))
+
+
+@pytest.mark.parametrize(("patch", "cascade"), [((20, 16), False), ((12, 16, 12), True)])
+def test_threaded_apply_is_identical(rng: np.random.Generator, patch: tuple[int, ...], cascade: bool) -> None:
+    strides = [[1] * len(patch), [2] * len(patch)]
+    cfg = preset("default").with_overrides({"noise": {"p": 0.6}})
+    aug = build(cfg, patch_size=patch, deep_supervision_strides=strides,
+                cascade_labels=(1, 2) if cascade else None)
+    img, seg = make_batch(rng, 7, 2, aug.initial_patch_size, s=2 if cascade else 1)
+    params = aug.make_params(7, channels=2, generator=torch.Generator().manual_seed(8))
+    assert bool(params.noise.apply.any())
+    one = aug.apply(img, seg, params)
+    many = aug.apply(img, seg, params, threads=3)
+    assert torch.equal(one.image, many.image)
+    assert all(torch.equal(a, b) for a, b in zip(one.target, many.target))
+
+
+def test_params_take_selects_samples() -> None:
+    aug = build("default", patch_size=(8, 8), cascade_labels=(1,))
+    p = aug.make_params(5, channels=1, generator=torch.Generator().manual_seed(0))
+    sub = p.take(torch.tensor([4, 1]))
+    assert torch.equal(sub.spatial.angles, p.spatial.angles[[4, 1]])
+    assert torch.equal(sub.blur.sigma, p.blur.sigma[[4, 1]])
+    assert sub.noise.seed == p.noise.seed and sub.binary_operator is not None
+    assert torch.equal(sub.binary_operator.order, p.binary_operator.order[[4, 1]])
