@@ -44,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trainer-name", help="first part of the model folder name (default nnUNetTrainer)")
     parser.add_argument("--overwrite", action="store_true", help="start over even if checkpoints exist")
     parser.add_argument("--json", action="store_true", help="print the result folder and final values as JSON")
+    parser.add_argument("--val-only", action="store_true",
+                        help="skip training: (re)run the final validation of a trained fold")
+    parser.add_argument("--no-val", dest="validate", action="store_false",
+                        help="skip the final validation (predicting the fold's validation cases)")
+    parser.add_argument("--save-probabilities", action="store_true",
+                        help="keep the validation probabilities (needed to ensemble in find-best)")
+    parser.add_argument("--val-checkpoint", choices=("final", "best"), default="final",
+                        help="checkpoint used for the final validation (default final)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,6 +59,24 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
              "seed", "deterministic", "compile", "amp", "channels_last", "checkpoint_every", "augmentation",
              "workers", "threads", "trainer_name")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any) -> None:
+    """Final validation through the inference pipeline, and the next stage's inputs for a cascade's lowres."""
+    from autounet.pipeline import ValidationOptions, validate_fold
+    from autounet.pipeline.cascade import write_next_stage_predictions
+    from autounet.schemas.plans import load_plans
+
+    options = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
+                                device=config.device, progress=ctx.progress)
+    summary = validate_fold(workspace, dataset, args.configuration, fold, plans_name=args.plans,
+                            trainer=config.trainer_name, options=options)
+    print(f"validation of fold {fold}: mean foreground Dice {summary.score:.4f}")
+    plans = load_plans(workspace.plans_file(dataset, args.plans))
+    if plans.configuration(args.configuration).next_stage:
+        report = write_next_stage_predictions(workspace, dataset, args.configuration, fold, plans_name=args.plans,
+                                              trainer=config.trainer_name, device=config.device)
+        print(f"next-stage inputs: {len(report.written)} written, {len(report.skipped)} up to date")
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
@@ -68,11 +94,17 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
         raise UsageError(f"FOLD must be a non-negative integer or 'all', got {args.fold!r}.")
     fold = args.fold if args.fold == "all" else int(args.fold)
-    fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
-                     resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
-                     distributed=distributed, progress=ctx.progress)
+    if args.val_only:
+        fold_dir = workspace.model_dir(dataset, args.configuration, plans_name=args.plans,
+                                       trainer=config.trainer_name) / f"fold_{fold}"
+    else:
+        fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
+                         resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
+                         distributed=distributed, progress=ctx.progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
+    if (args.validate or args.val_only) and fold != "all":
+        _validate(args, ctx, workspace, dataset, fold, config)
     if args.json:
         lines = (fold_dir / "training_log.jsonl").read_text().splitlines() if (
             fold_dir / "training_log.jsonl").is_file() else []

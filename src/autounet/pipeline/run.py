@@ -205,18 +205,26 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
     summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
 
 
+def _fold_dir(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
+              config: TrainingConfig) -> Path:
+    return workspace.model_dir(name, configuration, plans_name=plans_name,
+                               trainer=config.trainer_name) / fold_dir_name(fold)
+
+
+def _fold_trained(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
+                  config: TrainingConfig) -> bool:
+    return (_fold_dir(workspace, name, configuration, fold, plans_name, config) / FINAL).is_file()
+
+
 def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
                    config: TrainingConfig) -> bool:
-    fold_dir = workspace.model_dir(name, configuration, plans_name=plans_name,
-                                   trainer=config.trainer_name) / fold_dir_name(fold)
-    return (fold_dir / FINAL).is_file() and is_validated(workspace, name, configuration, fold,
-                                                          plans_name=plans_name, trainer=config.trainer_name)
+    return _fold_trained(workspace, name, configuration, fold, plans_name, config) and is_validated(
+        workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name)
 
 
 def _train_in_process(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
                       config: TrainingConfig, options: RunOptions) -> None:
-    fold_dir = workspace.model_dir(name, configuration, plans_name=plans_name,
-                                   trainer=config.trainer_name) / fold_dir_name(fold)
+    fold_dir = _fold_dir(workspace, name, configuration, fold, plans_name, config)
     if not (fold_dir / FINAL).is_file():
         resume = fold_dir.is_dir() and find_resume_checkpoint(fold_dir) is not None
         train(workspace, name, configuration, fold, config=config.replace(device=device), plans_name=plans_name,
@@ -266,8 +274,9 @@ def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, confi
         train_device = "cuda"
     cmd = [sys.executable, "-m", "autounet", "train", name, configuration, str(fold),
            *_workspace_for_subprocess(workspace, env), "--plans", plans_name, "--budget",
-           "short" if options.budget == "short" else "reference", "--device", train_device, "--resume",
-           "--no-progress"]
+           "short" if options.budget == "short" else "reference", "--device", train_device, "--no-progress",
+           "--save-probabilities", "--val-only" if _fold_trained(workspace, name, configuration, fold, plans_name,
+                                                                options.training_config()) else "--resume"]
     for key, value in options.training_overrides.items():
         if key not in _TRAIN_FLAGS:
             msg = f"{key} cannot be passed to trainings on several devices; use one of {', '.join(_TRAIN_FLAGS)}."
