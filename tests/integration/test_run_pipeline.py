@@ -30,6 +30,7 @@ def _fold_dir(ws: Workspace, fold: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_run_writes_every_artefact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = _dataset(tmp_path)
     code = main(["run", "990", "--workspace", str(ws.raw.parent), "-c", "2d", "-f", "0", "1", "--budget", "short",
@@ -51,6 +52,7 @@ def test_run_writes_every_artefact(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_killed_run_resumes_without_redoing_finished_folds(tmp_path: Path) -> None:
     ws = _dataset(tmp_path)
     cmd = [sys.executable, "-m", "autounet", "run", "990", "--workspace", str(ws.raw.parent), "-c", "2d", "-f", "0",
