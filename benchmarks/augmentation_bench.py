@@ -147,7 +147,7 @@ class ReferenceFolderStore:
 
 
 def run_autounet_side(cfg: str, n_batches: int, batch_size: int, *, device: str, threads: int = 1,
-                      aug_threads: int = 2) -> dict[str, Any]:
+                      aug_threads: int = 2, loader_workers: int = 2) -> dict[str, Any]:
     import torch
 
     from autounet.augmentation import build
@@ -161,7 +161,7 @@ def run_autounet_side(cfg: str, n_batches: int, batch_size: int, *, device: str,
     aug = build("default", patch_size=conf["patch_size"], deep_supervision_strides=strides)
     store = ReferenceFolderStore(pre / conf["data_identifier"])
     loader = BatchLoader(store, store.case_ids(), batch_size=batch_size, patch_size=aug.initial_patch_size,
-                         final_patch_size=aug.patch_size, oversample=0.33, seed=0, workers=2, prefetch=4,
+                         final_patch_size=aug.patch_size, oversample=0.33, seed=0, workers=loader_workers, prefetch=4,
                          pin_memory=device.startswith("cuda"))
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(0)
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of autounet's process")
     parser.add_argument("--aug-threads", type=int, default=2,
                         help="parts of a CPU batch augmented concurrently (Augmenter threads=...)")
+    parser.add_argument("--loader-workers", type=int, default=2, help="autounet's patch-reading threads")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args(argv)
     prepare()
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         bs = args.batch_3d if cfg.startswith("3d") else args.batch_2d
         ref = None if args.skip_reference else run_reference_side(cfg, args.batches, bs)
         ours = run_autounet_side(cfg, args.batches, bs, device=args.device, threads=args.threads,
-                                 aug_threads=args.aug_threads)
+                                 aug_threads=args.aug_threads, loader_workers=args.loader_workers)
         rows.append((cfg, ref, ours))
     print(f"| configuration | patch (initial -> final) x batch | reference batches/s | autounet batches/s "
           f"({args.device}) | speed-up | reference CPU s/batch | autounet CPU s/batch | CPU ratio |"
