@@ -86,21 +86,26 @@ def _is_annotated_key(key: Any) -> bool:
     return isinstance(key, str) and (key == "annotated" or "," in key or key.startswith("("))
 
 
-def eligible_classes(class_locations: Mapping[Any, np.ndarray]) -> list[Any]:
-    """Non-empty classes for forced sampling; the annotated key is dropped when other classes exist."""
+def eligible_classes(class_locations: Mapping[Any, np.ndarray], *, has_ignore: bool = False) -> list[Any]:
+    """Non-empty classes for forced sampling; with an ignore label the annotated key is dropped when other classes
+    exist. Without one, tuple keys are regions and all of them stay eligible."""
     keys = [k for k, v in class_locations.items() if len(v) > 0]
-    annotated = [k for k in keys if _is_annotated_key(k)]
-    if annotated and len(keys) > 1:
-        keys.remove(annotated[0])
+    annotated = annotated_key({k: class_locations[k] for k in keys}) if has_ignore else None
+    if annotated is not None and len(keys) > 1:
+        keys.remove(annotated)
     return keys
 
 
 def annotated_key(class_locations: Mapping[Any, np.ndarray]) -> Any | None:
-    """The key of the annotated-voxel locations (ignore-label datasets), if stored."""
-    for key in class_locations:
-        if _is_annotated_key(key):
-            return key
-    return None
+    """The key of the annotated-voxel locations (ignore-label datasets), if stored.
+
+    It is the reference's tuple of all labels, i.e. the annotated-looking key covering the most labels (region keys
+    of a region dataset with an ignore label are tuples too, but cover fewer labels).
+    """
+    candidates = [k for k in class_locations if _is_annotated_key(k)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda k: len(k) if isinstance(k, tuple | list) else len(str(k).split(",")))
 
 
 def choose_lower_corner(shape: Sequence[int], patch: Sequence[int], need_to_pad: Sequence[int], *,
@@ -115,7 +120,7 @@ def choose_lower_corner(shape: Sequence[int], patch: Sequence[int], need_to_pad:
     ndim = len(shape)
     selected = None
     if forced and class_locations:
-        keys = eligible_classes(class_locations)
+        keys = eligible_classes(class_locations, has_ignore=has_ignore)
         if keys:
             selected = keys[int(rng.integers(len(keys)))]
     elif not forced and has_ignore and class_locations:

@@ -59,8 +59,16 @@ def test_forced_without_foreground_falls_back_to_random(rng: np.random.Generator
 
 def test_annotated_key_dropped_only_when_other_classes_exist() -> None:
     a = np.ones((3, 4), int)
-    assert eligible_classes({(-1, 0, 1): a, 1: a}) == [1]
-    assert eligible_classes({(-1, 0, 1): a, 1: np.zeros((0, 4))}) == [(-1, 0, 1)]
+    assert eligible_classes({(-1, 0, 1): a, 1: a}, has_ignore=True) == [1]
+    assert eligible_classes({(-1, 0, 1): a, 1: np.zeros((0, 4))}, has_ignore=True) == [(-1, 0, 1)]
+
+
+def test_region_keys_all_stay_eligible_without_ignore_label() -> None:
+    a = np.ones((3, 4), int)
+    regions = {(1, 2, 3): a, (2, 3): a, (3,): a}
+    assert eligible_classes(regions) == [(1, 2, 3), (2, 3), (3,)]
+    with_ignore = {(1, 2, 3): a, (2, 3): a, (0, 1, 2, 3): a}
+    assert eligible_classes(with_ignore, has_ignore=True) == [(1, 2, 3), (2, 3)]
 
 
 def test_ignore_label_random_patches_centred_on_annotated(rng: np.random.Generator) -> None:
