@@ -51,16 +51,26 @@ def test_dataset_is_complete_deterministic_and_valid(tmp_path: Path) -> None:
     assert verify(a, workers=1).ok
 
 
+@pytest.fixture
+def demo_without_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the demo's dataset and verify steps (the pipeline step is covered by tests/integration)."""
+    from autounet.cli import demo
+
+    monkeypatch.setattr(demo, "STEPS", [s for s in demo.STEPS if s[0] in ("dataset", "verify")])
+
+
+@pytest.mark.usefixtures("demo_without_training")
 def test_demo_generates_verifies_and_reuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["demo", "--workspace", str(tmp_path / "ws"), "--cases", "2", "--shape", "6", "16", "16", "-j", "1"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "[1/2] dataset: generated" in out and "[2/2] verify: 2 cases OK" in out
+    assert "[1/2] dataset\n      generated" in out and "[2/2] verify\n      2 cases OK" in out
     assert (tmp_path / "ws" / "raw" / "Dataset998_Synthetic" / "dataset.json").is_file()
     assert main(args) == 0
-    assert "dataset: reusing" in capsys.readouterr().out
+    assert "[1/2] dataset\n      reusing" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("demo_without_training")
 def test_demo_on_images_and_labels_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = make_synthetic_dataset(tmp_path / "src" / "Dataset001_X", n_cases=2, shape=(4, 8, 8))
     plain = tmp_path / "MyData"
@@ -76,4 +86,4 @@ def test_demo_on_images_and_labels_folders(tmp_path: Path, capsys: pytest.Captur
     data = json.loads((tmp_path / "ws" / "raw" / "Dataset999_MyData" / "dataset.json").read_text())
     assert data["labels"] == {"background": 0, "label_1": 1, "label_2": 2}
     assert main(["demo", "--workspace", str(tmp_path / "ws"), "--dataset", str(src), "-j", "1"]) == 0
-    assert "dataset: copied" in capsys.readouterr().out
+    assert "      copied" in capsys.readouterr().out
