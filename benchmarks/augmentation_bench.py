@@ -118,7 +118,7 @@ def run_reference_side(cfg: str, n_batches: int, batch_size: int) -> dict[str, A
 
     from reference import reference_python
     proc = subprocess.run([str(reference_python()), "-c", code, cfg, str(n_batches), str(batch_size)],
-                          env=reference_env(CACHE, threads=2), check=False, text=True, capture_output=True)
+                          env=reference_env(CACHE, threads=2), check=False, text=True, encoding="utf-8", errors="replace", capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"reference run failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -155,7 +155,7 @@ def run_autounet_side(cfg: str, n_batches: int, batch_size: int, *, device: str,
 
     torch.set_num_threads(threads)
     pre = CACHE / "preprocessed" / DATASET
-    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
     conf = plans["configurations"][cfg]
     strides = conf["architecture"]["arch_kwargs"]["strides"]
     aug = build("default", patch_size=conf["patch_size"], deep_supervision_strides=strides)

@@ -91,14 +91,14 @@ def run_ours(ref_dir: Path, pred_dir: Path, out: Path, workers: int, *, surface:
     """)
     script = CACHE / "our_eval.py"
     script.write_text(code)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, encoding="utf-8", errors="replace", check=True)
     return float(proc.stdout.strip().splitlines()[-1])
 
 
 def compare(ref_summary: Path, our_summary: Path) -> int:
     """Number of (case, label, metric) overlap values that differ between the two summaries."""
-    ref = json.loads(ref_summary.read_text())
-    ours = json.loads(our_summary.read_text())
+    ref = json.loads(ref_summary.read_text(encoding="utf-8"))
+    ours = json.loads(our_summary.read_text(encoding="utf-8"))
     ref_cases = {Path(c["prediction_file"]).name: c["metrics"] for c in ref["metric_per_case"]}
     diffs = 0
     for case in ours["metric_per_case"]:
@@ -127,8 +127,8 @@ def main() -> None:
         times["autounet (+ NSD, HD95)"].append(
             run_ours(ref_dir, pred_dir, CACHE / "our_summary.json", args.workers, surface=True))
     diffs = compare(CACHE / "ref_summary.json", CACHE / "our_summary.json")
-    ours = json.loads((CACHE / "our_summary.json").read_text())
-    ref = json.loads((CACHE / "ref_summary.json").read_text())
+    ours = json.loads((CACHE / "our_summary.json").read_text(encoding="utf-8"))
+    ref = json.loads((CACHE / "ref_summary.json").read_text(encoding="utf-8"))
     base = min(times["reference"])
     print(f"{n} Hippocampus cases, labels 1 and 2, {args.workers} worker processes, best of {args.repeats}")
     print(f"{'implementation':<30}{'seconds':>10}{'ms/case':>10}{'speed-up vs reference':>24}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -105,13 +106,17 @@ def test_cases(root: Path, n: int) -> Path:
     return folder
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> float:
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the command and every process it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def _agreement(a: Path, b: Path) -> tuple[float, dict[int, int]]:
@@ -148,12 +153,99 @@ def timing(root: Path, model_dir: Path, n: int, *, repeats: int) -> list[dict[st
                 shutil.rmtree(d, ignore_errors=True)
             ref_times.append(_timed([*ref_cmd, "-o", str(ref_out)], env_ref))
             our_times.append(_timed([*ours_cmd, "-o", str(our_out)], env_ours))
-            print(f"  {tag} run {r + 1}: reference {ref_times[-1]:.1f} s, autounet {our_times[-1]:.1f} s", flush=True)
+            print(f"  {tag} run {r + 1}: reference {ref_times[-1][0]:.1f} s ({ref_times[-1][1]:.1f} CPU s), "
+                  f"autounet {our_times[-1][0]:.1f} s ({our_times[-1][1]:.1f} CPU s)", flush=True)
         agree, counts = _agreement(ref_out, our_out)
-        ref_s, our_s = min(ref_times) / n, min(our_times) / n
+        ref_s, our_s = min(t[0] for t in ref_times) / n, min(t[0] for t in our_times) / n
+        ref_cpu, our_cpu = min(t[1] for t in ref_times) / n, min(t[1] for t in our_times) / n
         rows.append({"mirroring": tta, "cases": n, "reference_s_per_case": ref_s, "autounet_s_per_case": our_s,
-                     "ratio": our_s / ref_s, "voxel_agreement": agree, "label_counts_reference": counts})
+                     "ratio": our_s / ref_s, "reference_cpu_s_per_case": ref_cpu, "autounet_cpu_s_per_case": our_cpu,
+                     "cpu_ratio": our_cpu / ref_cpu, "voxel_agreement": agree, "label_counts_reference": counts})
     return rows
+
+
+REFERENCE_LOGITS = r"""
+import numpy as np, torch
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+p = nnUNetPredictor(device=torch.device('cpu'), use_mirroring=False, allow_tqdm=False)
+p.initialize_from_trained_model_folder({model!r}, (0,))
+img, props = SimpleITKIO().read_images([{image!r}])
+data, _, _ = p.configuration_manager.preprocessor_class().run_case_npy(
+    img, None, props, p.plans_manager, p.configuration_manager, p.dataset_json)
+np.save({out_data!r}, data)
+np.save({out_logits!r}, p.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float().numpy())
+"""
+
+
+def fp16_check(root: Path, model_dir: Path, n: int) -> list[dict[str, object]]:
+    """Where do the two segmentations differ, and why? Per case (no mirroring, preprocessed space): voxels whose
+    argmax differs between the reference's logits and ours, and between the reference's and ours accumulated the
+    reference's way (float16 buffers and float16 Gaussian), which isolates the effect of the float16 accumulation."""
+    import torch
+
+    from autounet import sliding_window
+    from autounet.inference import Predictor
+    from autounet.inference.sliding import pad_to_patch
+
+    pred = Predictor.from_model_dir(model_dir, folds=[0], device="cpu", use_mirroring=False)
+    patch = pred.model.configuration.patch_size
+    g16 = torch.from_numpy(np.array(sliding_window.gaussian_importance_map(patch))).half()
+    g16[g16 == 0] = g16[g16 > 0].min()  # the reference's zero replacement, after its float16 cast
+    rows = []
+    for case in _cases()[-n:]:
+        data_f, logits_f = root / "ref_data.npy", root / "ref_logits.npy"
+        image = HIPPO / "images" / f"{case}.nii.gz"
+        run_reference_python(REFERENCE_LOGITS.format(model=str(model_dir), image=str(image), out_data=str(data_f),
+                                                     out_logits=str(logits_f)), root)
+        data, ref = np.load(data_f), np.load(logits_f)
+        ours = pred.predict_logits(data).numpy()
+        padded, revert = pad_to_patch(torch.from_numpy(data), patch)
+        if padded.shape[1:] != tuple(patch):
+            continue  # the emulation below is written for single-tile cases
+        with torch.inference_mode():
+            raw = pred.model.networks[0](padded[None])[0]
+        acc = torch.zeros(raw.shape, dtype=torch.half)
+        acc += raw * g16
+        emulated = (acc / g16)[(slice(None), *revert)].float().numpy()
+        rows.append({"case": case, "voxels": int(ref[0].size),
+                     "differ_ours_vs_reference": int((ours.argmax(0) != ref.argmax(0)).sum()),
+                     "differ_fp16_emulation_vs_reference": int((emulated.argmax(0) != ref.argmax(0)).sum())})
+    return rows
+
+
+NETWORK_SPEED = r"""
+import sys, time, torch
+torch.set_num_threads(1)
+{load}
+x = torch.randn(1, 1, *{patch})
+with torch.inference_mode():
+    net(x)
+    start = time.process_time()
+    for _ in range({n}):
+        net(x)
+print((time.process_time() - start) / {n})
+"""
+LOAD_REFERENCE_NET = (
+    "from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor\n"
+    "p = nnUNetPredictor(device=torch.device('cpu'), use_mirroring=False, allow_tqdm=False)\n"
+    "p.initialize_from_trained_model_folder({model!r}, (0,))\nnet = p.network.eval()")
+LOAD_OUR_NET = (
+    "from autounet.inference.model import load_model\n"
+    "net = load_model({model!r}, folds=[0], device=torch.device('cpu')).networks[0]")
+
+
+def network_speed(root: Path, model_dir: Path, *, n: int = 5) -> dict[str, float]:
+    """CPU seconds of one forward pass of one tile, single-threaded: the same weights in both implementations."""
+    import json as _json
+
+    patch = _json.loads((model_dir / "plans.json").read_text(encoding="utf-8"))["configurations"]["3d_fullres"]["patch_size"]
+    ref = run_reference_python(NETWORK_SPEED.format(load=LOAD_REFERENCE_NET.format(model=str(model_dir)),
+                                                    patch=tuple(patch), n=n), root)
+    ours = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c",
+                           NETWORK_SPEED.format(load=LOAD_OUR_NET.format(model=str(model_dir)), patch=tuple(patch),
+                                                n=n)], capture_output=True, text=True, encoding="utf-8", errors="replace", check=True).stdout
+    return {"reference_cpu_s": float(ref.split()[-1]), "autounet_cpu_s": float(ours.split()[-1])}
 
 
 def _poll_peak(proc: subprocess.Popen[bytes], timeout: float) -> tuple[float, bool, float]:
@@ -163,7 +255,7 @@ def _poll_peak(proc: subprocess.Popen[bytes], timeout: float) -> tuple[float, bo
     finished = False
     while True:
         try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{proc.pid}/status").read_text(encoding="utf-8").splitlines():
                 if line.startswith("VmHWM:"):
                     peak_kb = max(peak_kb, int(line.split()[1]))
         except (FileNotFoundError, ProcessLookupError):
@@ -231,21 +323,39 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("/tmp/autounet_inference_bench"))
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--large", default="512x512x600", help="z x y x x of the synthetic volume")
+    parser.add_argument("--large", default="600x512x512", help="z x y x x (array shape) of the synthetic volume")
     parser.add_argument("--large-timeout", type=float, default=600.0)
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--network", action="store_true", help="also time one forward pass of each network")
+    parser.add_argument("--fp16-check", type=int, default=3, metavar="N",
+                        help="explain the disagreements on N single-tile cases (0: skip)")
     args = parser.parse_args()
     model_dir = setup(args.root)
     results: dict[str, object] = {"machine": f"{os.cpu_count()} CPU cores, no GPU"}
     if not args.skip_timing:
         rows = timing(args.root, model_dir, args.cases, repeats=args.repeats)
         results["timing"] = rows
-        print("\n| mirroring | cases | reference s/case | autounet s/case | ratio | voxel agreement |")
-        print("|---|---|---|---|---|---|")
+        print("\n| mirroring | cases | reference s/case | autounet s/case | ratio | reference CPU s/case | "
+              "autounet CPU s/case | CPU ratio | voxel agreement |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {'on' if r['mirroring'] else 'off'} | {r['cases']} | {r['reference_s_per_case']:.2f} | "
-                  f"{r['autounet_s_per_case']:.2f} | {r['ratio']:.3f} | {100 * r['voxel_agreement']:.4f} % |")
+                  f"{r['autounet_s_per_case']:.2f} | {r['ratio']:.3f} | {r['reference_cpu_s_per_case']:.2f} | "
+                  f"{r['autounet_cpu_s_per_case']:.2f} | {r['cpu_ratio']:.3f} | {100 * r['voxel_agreement']:.4f} % |")
+    if args.network:
+        speed = network_speed(args.root, model_dir)
+        results["network_forward"] = speed
+        print(f"\none forward pass (1 tile, 1 thread, CPU s): reference {speed['reference_cpu_s']:.3f}, "
+              f"autounet {speed['autounet_cpu_s']:.3f}")
+    if args.fp16_check:
+        rows = fp16_check(args.root, model_dir, args.fp16_check)
+        results["fp16_check"] = rows
+        print("\n| case | voxels | argmax differs: ours vs reference | our network + reference's fp16 accumulation vs "
+              "reference |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['case']} | {r['voxels']} | {r['differ_ours_vs_reference']} | "
+                  f"{r['differ_fp16_emulation_vs_reference']} |")
     if not args.skip_large:
         shape = tuple(int(s) for s in args.large.split("x"))
         big = large_volume(args.root, model_dir, shape, args.large_timeout)  # type: ignore[arg-type]
@@ -254,6 +364,7 @@ def main() -> int:
               f"({'finished' if big['predict_finished'] else 'stopped'} after {big['predict_seconds']:.0f} s); "
               f"export stage alone peak RSS {big['export_peak_rss_gib']:.2f} GiB in {big['export_seconds']:.0f} s")
     (args.root / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {args.root / 'results.json'}")
     return 0
 
 

@@ -51,7 +51,7 @@ def _children_cpu() -> float:
 def timed(cmd: list[str], *, cpu_key: str | None = None, **kw: object) -> tuple[float, str]:
     """Wall seconds and stdout of a command; its CPU seconds (all its processes) go to ``CPU[cpu_key]``."""
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+    proc = subprocess.run(cmd, check=True, text=True, encoding="utf-8", errors="replace", capture_output=True, **kw)  # type: ignore[call-overload]
     if cpu_key is not None:
         CPU[cpu_key].append(_children_cpu() - cpu)
     return time.perf_counter() - start, proc.stdout

@@ -106,7 +106,7 @@ run(net, DeepSupervisionWrapper(loss, w))
 
 def load_config(plans_path: Path, config: str) -> dict[str, Any]:
     """Batch, patch, strides, batch_dice, reference arch and our NetworkSpec dict from a reference plans file."""
-    plans = json.loads(plans_path.read_text())
+    plans = json.loads(plans_path.read_text(encoding="utf-8"))
     cfg = plans["configurations"][config]
     arch = cfg["architecture"]
     kw = arch["arch_kwargs"]
@@ -129,7 +129,7 @@ def run_variant(variant: str, cfg: dict[str, Any], tmp: Path) -> dict[str, Any]:
     else:
         cmd = [sys.executable, "-c", OURS, str(path)]
         env = {**os.environ, "OMP_NUM_THREADS": str(cfg["threads"]), "MKL_NUM_THREADS": str(cfg["threads"])}
-    proc = subprocess.run(cmd, env=env, check=True, text=True, capture_output=True)
+    proc = subprocess.run(cmd, env=env, check=True, text=True, encoding="utf-8", errors="replace", capture_output=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -53,7 +53,7 @@ PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=Tru
 def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall-clock seconds and peak RSS (MiB) of the largest process of ``cmd``'s process tree."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PEAK, *cmd], check=True, env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", PEAK, *cmd], check=True, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     return time.perf_counter() - start, int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -103,10 +103,10 @@ def main() -> None:
 def reference_reads_our_fingerprint(ours_root: Path, ref_root: Path) -> bool:
     """Run the reference planner on our fingerprint file (with our extra keys); same configurations?"""
     pre = ref_root / "preprocessed" / NAME
-    expected = json.loads((pre / "nnUNetPlans.json").read_text())["configurations"]
+    expected = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))["configurations"]
     shutil.copyfile(ours_root / "preprocessed" / NAME / "dataset_fingerprint.json", pre / "dataset_fingerprint.json")
     reference(ref_root, "nnUNetv2_plan_experiment", "-d", "4", "-overwrite_plans_name", "FromOurFingerprint")
-    got = json.loads((pre / "FromOurFingerprint.json").read_text())["configurations"]
+    got = json.loads((pre / "FromOurFingerprint.json").read_text(encoding="utf-8"))["configurations"]
     for config in (got, expected):
         for c in config.values():
             c.pop("data_identifier", None)
@@ -125,7 +125,7 @@ def check_equal(ours_root: Path, ref_root: Path) -> bool:
     ok = True
     for name in ("nnUNetPlans", "nnUNetResEncUNetLPlans"):
         mine = export_plans(load_plans(ours_root / "preprocessed" / NAME / f"{name}.json"))
-        theirs = json.loads((ref_root / "preprocessed" / NAME / f"{name}.json").read_text())
+        theirs = json.loads((ref_root / "preprocessed" / NAME / f"{name}.json").read_text(encoding="utf-8"))
         a = mine.pop("foreground_intensity_properties_per_channel")
         b = theirs.pop("foreground_intensity_properties_per_channel")
         differences = diff(mine, theirs) + [

@@ -114,7 +114,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -140,7 +140,7 @@ def prepare_ours(ref_root: Path, our_root: Path, name: str) -> None:
     ws = Workspace.at(our_root).ensure()
     if not (ws.raw / name).exists():
         (ws.raw / name).symlink_to(ref_root / "raw" / name)
-    plans = import_plans(json.loads((ref_root / "preprocessed" / name / "nnUNetPlans.json").read_text()))
+    plans = import_plans(json.loads((ref_root / "preprocessed" / name / "nnUNetPlans.json").read_text(encoding="utf-8")))
     save_plans(ws.plans_file(name, "nnUNetPlans"), plans)
 
 
@@ -245,7 +245,7 @@ def big_ct_plans(path: Path, reference_path: Path) -> None:
     from autounet.schemas.plans import save_plans
 
     ref_file = CACHE / "ct_reference_plans.json"
-    plans = import_plans(json.loads(ref_file.read_text()))
+    plans = import_plans(json.loads(ref_file.read_text(encoding="utf-8")))
     configs = dict(plans.configurations)
     configs["3d_fullres"] = {**plans.resolved_dict("3d_fullres"), "spacing": [1.0, 0.8, 0.8],
                              "patch_size": [128, 128, 128]}
@@ -292,7 +292,7 @@ def peak_rss(with_reference: bool) -> tuple[list[list[str]], list[list[str]]]:
             out_dir.mkdir()
             plans_file = ours if label_ == "autounet" else theirs
             out = subprocess.run([py, "-c", script, str(plans_file), str(image), str(label), str(out_dir)], env=env,
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, encoding="utf-8", errors="replace")
             if out.returncode != 0:
                 raise RuntimeError(out.stderr[-3000:])
             rss, seconds, cpu = (float(v) for v in out.stdout.split()[:3])

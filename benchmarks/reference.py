@@ -57,13 +57,13 @@ def run_reference(args: list[str], root: Path, *, threads: int | None = None,
     """Run a reference console script (e.g. ``["nnUNetv2_plan_experiment", "-d", "4"]``) from its venv."""
     exe = reference_python().parent / args[0]
     return subprocess.run([str(exe), *args[1:]], env=reference_env(root, threads=threads), check=True,
-                          text=True, capture_output=capture)
+                          text=True, encoding="utf-8", errors="replace", capture_output=capture)
 
 
 def run_reference_python(code: str, root: Path, *, threads: int | None = None) -> str:
     """Run a Python snippet in the reference venv; returns its stdout."""
     proc = subprocess.run([str(reference_python()), "-c", code], env=reference_env(root, threads=threads),
-                          check=True, text=True, capture_output=True)
+                          check=True, text=True, encoding="utf-8", errors="replace", capture_output=True)
     return proc.stdout
 
 

@@ -115,7 +115,7 @@ def bench_reference(iters: int, threads: int, workers: int, config: str) -> dict
     env = reference_env(CACHE, threads=threads)
     env["nnUNet_n_proc_DA"] = str(workers)
     proc = subprocess.run([str(reference_python()), "-c", REFERENCE_CODE, str(iters), str(threads), config],
-                          env=env, text=True, capture_output=True, check=True)
+                          env=env, text=True, encoding="utf-8", errors="replace", capture_output=True, check=True)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
 
@@ -140,10 +140,10 @@ def bench_ours(iters: int, threads: int, workers: int, config: str, *, channels_
         ws = Workspace.at(tmp).ensure()
         target = ws.preprocessed_dataset(DATASET)
         target.mkdir(parents=True)
-        save_plans(ws.plans_file(DATASET, "nnUNetPlans"), import_plans(json.loads((pre / "nnUNetPlans.json").read_text())))
+        save_plans(ws.plans_file(DATASET, "nnUNetPlans"), import_plans(json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))))
         for name in ("dataset.json", "dataset_fingerprint.json", "splits_final.json"):
             if (pre / name).is_file():
-                (target / name).write_text((pre / name).read_text())
+                (target / name).write_text((pre / name).read_text(encoding="utf-8"))
         inputs = load_inputs(ws, DATASET, config, "nnUNetPlans", check_data=False)
         cfg = TrainingConfig(workers=workers, device="cpu", seed=0, channels_last=channels_last, val_iterations=0)
         run = build_run(ws, DATASET, inputs, 0, fold_dir=Path(tmp) / "fold_0", config=cfg,

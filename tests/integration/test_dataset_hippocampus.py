@@ -34,12 +34,12 @@ def test_import_then_verify_hippocampus(shared_datasets: Path, tmp_path: Path,
     assert "skipped 3 unpaired file(s)" in out
     root = ws / "raw" / "Dataset004_Hippocampus"
     assert len(list((root / "imagesTr").iterdir())) == 208
-    spec = json.loads((root / "dataset.json").read_text())
+    spec = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     assert spec["numTraining"] == 208 and spec["labels"] == {"background": 0, "Anterior": 1, "Posterior": 2}
 
     report = tmp_path / "report.json"
     assert main(["verify", "--workspace", str(ws), "4", "--json", str(report)]) == 0
-    data = json.loads(report.read_text())
+    data = json.loads(report.read_text(encoding="utf-8"))
     assert data["ok"] is True and data["n_cases"] == 208 and data["problems"] == []
 
 

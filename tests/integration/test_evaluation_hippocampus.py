@@ -31,7 +31,7 @@ def _perturb(seg: np.ndarray, p: dict) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def perturbed(shared_datasets, tmp_path_factory):
-    golden = json.loads(GOLDEN.read_text())
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
     root = tmp_path_factory.mktemp("hippo")
     ref, pred = root / "ref", root / "pred"
     ref.mkdir()

@@ -51,7 +51,7 @@ def workspace(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_fingerprint_matches_reference(workspace: Path) -> None:
     ours = load_fingerprint(workspace / "preprocessed" / NAME / "dataset_fingerprint.json")
-    ref = json.loads((GOLDEN / NAME / "dataset_fingerprint.json").read_text())
+    ref = json.loads((GOLDEN / NAME / "dataset_fingerprint.json").read_text(encoding="utf-8"))
     assert ours.num_cases == 208
     assert [list(s) for s in ours.spacings] == ref["spacings"]
     assert [list(s) for s in ours.shapes_after_crop] == ref["shapes_after_crop"]
@@ -69,7 +69,7 @@ def test_fingerprint_matches_reference(workspace: Path) -> None:
 def test_plans_match_reference(workspace: Path, preset: str) -> None:
     name = PRESETS[preset]
     ours = export_plans(load_plans(workspace / "preprocessed" / NAME / f"{name}.json"))
-    theirs = json.loads((GOLDEN / NAME / f"{name}.json").read_text())
+    theirs = json.loads((GOLDEN / NAME / f"{name}.json").read_text(encoding="utf-8"))
     ours_int = ours.pop("foreground_intensity_properties_per_channel")["0"]
     theirs_int = theirs.pop("foreground_intensity_properties_per_channel")["0"]
     differences = diff(ours, theirs)

@@ -55,7 +55,7 @@ def test_kill_and_rerun(tmp_path: Path) -> None:
         assert np.isfinite(data).all() and seg.shape[1:] == data.shape[1:]
 
     rerun = subprocess.run(_cli("preprocess", DATASET, "-c", "3d_fullres", "-j", "2", root=root),
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert not [p for p in folder.iterdir() if ".tmp" in p.name]
 

@@ -41,7 +41,7 @@ def test_run_writes_every_artefact(tmp_path: Path, capsys: pytest.CaptureFixture
     for fold in (0, 1):
         assert (_fold_dir(ws, fold) / "checkpoint_final.pth").is_file()
         assert (_fold_dir(ws, fold) / "validation" / "summary.json").is_file()
-    info = json.loads((ws.results_dataset("Dataset990_Tiny") / "inference_information.json").read_text())
+    info = json.loads((ws.results_dataset("Dataset990_Tiny") / "inference_information.json").read_text(encoding="utf-8"))
     assert info["folds"] == [0, 1]
     assert (ws.results_dataset("Dataset990_Tiny") / "inference_instructions.txt").is_file()
     assert (ws.results_dataset("Dataset990_Tiny") / "report" / "index.html").is_file()
@@ -68,7 +68,7 @@ def test_killed_run_resumes_without_redoing_finished_folds(tmp_path: Path) -> No
     proc.wait()
     assert final0.is_file() and not (_fold_dir(ws, 1) / "checkpoint_final.pth").is_file()
     stamp = final0.stat().st_mtime_ns
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already done before: 2d/fold_0" in done.stdout
     assert final0.stat().st_mtime_ns == stamp

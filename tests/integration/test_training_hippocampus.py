@@ -29,7 +29,7 @@ def test_short_budget_hippocampus_reaches_dice(shared_datasets: Path, tmp_path: 
     _autounet(ws, "preprocess", "4", "-c", "2d")
     _autounet(ws, "train", "4", "2d", "0", "--budget", "short", "--seed", "0", timeout=3 * 3600)
     fold = ws / "results" / "Dataset004_Hippocampus" / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
-    records = [json.loads(x) for x in (fold / "training_log.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (fold / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(records) == 16
     assert max(r["mean_fg_dice"] for r in records[-3:]) >= 0.60
     assert (fold / "checkpoint_final.pth").is_file() and (fold / "progress.png").is_file()

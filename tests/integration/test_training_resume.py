@@ -17,7 +17,7 @@ FOLD = "results/Dataset900_Tiny/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
 
 
 def _run(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(DRIVER), "train", str(ws), *args], check=True, text=True,
+    return subprocess.run([sys.executable, str(DRIVER), "train", str(ws), *args], check=True, text=True, encoding="utf-8", errors="replace",
                           capture_output=True, timeout=300)
 
 
@@ -34,7 +34,7 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, sig: int) -> None:
     _run(a, "0", "4")
 
     proc = subprocess.Popen([sys.executable, str(DRIVER), "train", str(b), "0", "4"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
     latest = b / FOLD / "checkpoint_latest.pth"
     deadline = time.time() + 240
     while not latest.exists() and time.time() < deadline and proc.poll() is None:

@@ -29,7 +29,7 @@ class NpyStore:
         return sorted(p.stem for p in self.folder.glob("*.json"))
 
     def properties(self, case: str) -> dict[str, Any]:
-        locs = json.loads((self.folder / f"{case}.json").read_text())
+        locs = json.loads((self.folder / f"{case}.json").read_text(encoding="utf-8"))
         return {"class_locations": {int(k): np.asarray(v, dtype=np.int64).reshape(-1, 4) for k, v in locs.items()}}
 
     def open(self, case: str) -> tuple[np.ndarray, np.ndarray]:

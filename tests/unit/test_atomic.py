@@ -13,7 +13,7 @@ from autounet._atomic import atomic_path, write_json_atomic
 def test_write_json_atomic(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "a.json"
     write_json_atomic(target, {"a": 1})
-    assert json.loads(target.read_text()) == {"a": 1}
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": 1}
     assert [p.name for p in target.parent.iterdir()] == ["a.json"]
 
 
@@ -24,5 +24,5 @@ def test_failure_keeps_old_content_and_no_temp(tmp_path: Path) -> None:
         assert tmp.name.endswith(".nii.gz")
         tmp.write_text("partial")
         raise RuntimeError("boom")
-    assert target.read_text() == "old"
+    assert target.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.nii.gz"]

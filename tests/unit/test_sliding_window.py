@@ -53,7 +53,7 @@ def test_pad_amounts() -> None:
 # ---------------------------------------------------------------- against the reference (golden) and as a whole
 
 _GOLDEN = json.loads((Path(__file__).resolve().parents[1] / "data" / "golden" / "networks" /
-                      "sliding_window.json").read_text())
+                      "sliding_window.json").read_text(encoding="utf-8"))
 
 
 def test_steps_equal_reference_compute_steps_for_sliding_window() -> None:

@@ -62,8 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerate_any_locale() -> None:
+    """Never fail on a character the terminal's encoding lacks (e.g. an ASCII locale): replace it."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autounet`` console script."""
+    _tolerate_any_locale()
     args = build_parser().parse_args(argv)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,

@@ -48,5 +48,5 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     if args.json:
         print(json.dumps(info.to_dict(), allow_nan=True, indent=2))
     else:
-        print((workspace.results_dataset(dataset) / INFERENCE_INSTRUCTIONS_TXT).read_text(), end="")
+        print((workspace.results_dataset(dataset) / INFERENCE_INSTRUCTIONS_TXT).read_text(encoding="utf-8"), end="")
     return 0

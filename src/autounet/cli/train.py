@@ -106,7 +106,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     if (args.validate or args.val_only) and fold != "all":
         _validate(args, ctx, workspace, dataset, fold, config)
     if args.json:
-        lines = (fold_dir / "training_log.jsonl").read_text().splitlines() if (
+        lines = (fold_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines() if (
             fold_dir / "training_log.jsonl").is_file() else []
         last = json.loads(lines[-1]) if lines else None
         print(json.dumps({"fold_dir": str(fold_dir), "last_epoch": last}, allow_nan=True))

@@ -50,7 +50,9 @@ def build(spec: NetworkSpec, *, in_channels: int, num_outputs: int, deep_supervi
 def unwrap(module: nn.Module) -> nn.Module:
     """The network inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
     while True:
-        inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)
+        inner = getattr(module, "_orig_mod", None)
+        if inner is None:
+            inner = getattr(module, "module", None)
         if not isinstance(inner, nn.Module):
             return module
         module = inner

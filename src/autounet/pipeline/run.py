@@ -282,7 +282,7 @@ def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, confi
             msg = f"{key} cannot be passed to trainings on several devices; use one of {', '.join(_TRAIN_FLAGS)}."
             raise UsageError(msg)
         cmd += [_TRAIN_FLAGS[key], str(value)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         msg = f"autounet train {configuration} {fold} on {device} exited with {proc.returncode}: {' | '.join(tail)}"

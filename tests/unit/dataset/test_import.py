@@ -133,7 +133,7 @@ def test_cli_import_with_spec_json(tmp_path: Path, capsys: pytest.CaptureFixture
                "--id", "8", "--name", "Spec", "--spec", str(spec)])
     assert rc == 0
     assert "imported 2 cases" in capsys.readouterr().out
-    data = json.loads((tmp_path / "ws" / "raw" / "Dataset008_Spec" / "dataset.json").read_text())
+    data = json.loads((tmp_path / "ws" / "raw" / "Dataset008_Spec" / "dataset.json").read_text(encoding="utf-8"))
     assert data["channel_names"] == {"0": "CT"} and data["description"] == "from a spec"
     assert main(["verify", "--workspace", str(tmp_path / "ws"), "8", "-j", "1"]) == 0
 
@@ -180,7 +180,7 @@ def test_convert_msd_splits_4d_and_rewrites_dataset_json(tmp_path: Path) -> None
     name = convert_msd(task, workspace=ws, workers=1)
     assert name == "Dataset005_Prostate"
     root = ws.raw_dataset(name)
-    data = json.loads((root / "dataset.json").read_text())
+    data = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     assert data["channel_names"] == {"0": "T2", "1": "ADC"}
     assert data["labels"] == {"background": 0, "PZ": 1, "TZ": 2}
     assert data["file_ending"] == ".nii.gz" and data["numTraining"] == 2

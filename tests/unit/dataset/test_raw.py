@@ -82,7 +82,7 @@ def test_missing_dataset_json(tmp_path: Path) -> None:
 
 def test_reader_override(make_dataset: MakeDataset) -> None:
     root = make_dataset()
-    data = json.loads((root / "dataset.json").read_text())
+    data = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     data["overwrite_image_reader_writer"] = "NibabelIO"
     (root / "dataset.json").write_text(json.dumps(data))
     assert open_raw_dataset(root).reader_name() == "nibabel"

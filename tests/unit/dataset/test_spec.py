@@ -30,7 +30,7 @@ def test_round_trip_keeps_unknown_keys_and_reference_format(tmp_path: Path) -> N
     assert spec.extra["licence"] == "CC-BY-SA 4.0"
     assert spec.overwrite_image_reader_writer == "SimpleITKIO"
     save_dataset_spec(spec, tmp_path / "out.json")
-    written = json.loads((tmp_path / "out.json").read_text())
+    written = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     assert written == REFERENCE_STYLE
     assert "schema" not in written
 

@@ -47,7 +47,7 @@ def test_dataset_is_complete_deterministic_and_valid(tmp_path: Path) -> None:
     assert geom.spacing == (4.0, 1.0, 1.0)
     seg, _ = read_segmentation(ds.cases["case_001"].label)
     assert seg.shape == (1, 6, 16, 16)
-    assert json.loads((a / "dataset.json").read_text())["labels"] == {"background": 0, "ellipsoid": 1, "tube": 2}
+    assert json.loads((a / "dataset.json").read_text(encoding="utf-8"))["labels"] == {"background": 0, "ellipsoid": 1, "tube": 2}
     assert verify(a, workers=1).ok
 
 
@@ -83,7 +83,7 @@ def test_demo_on_images_and_labels_folders(tmp_path: Path, capsys: pytest.Captur
                                                                 .read_bytes())
     assert main(["demo", "--workspace", str(tmp_path / "ws"), "--dataset", str(plain), "-j", "1"]) == 0
     assert "imported 2 cases" in capsys.readouterr().out
-    data = json.loads((tmp_path / "ws" / "raw" / "Dataset999_MyData" / "dataset.json").read_text())
+    data = json.loads((tmp_path / "ws" / "raw" / "Dataset999_MyData" / "dataset.json").read_text(encoding="utf-8"))
     assert data["labels"] == {"background": 0, "label_1": 1, "label_2": 2}
     assert main(["demo", "--workspace", str(tmp_path / "ws"), "--dataset", str(src), "-j", "1"]) == 0
     assert "      copied" in capsys.readouterr().out

@@ -31,7 +31,7 @@ def _image(root: Path, case: str, channel: int = 0) -> Path:
 
 
 def _edit_json(root: Path, **changes: object) -> None:
-    data = json.loads((root / "dataset.json").read_text())
+    data = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     data.update(changes)
     (root / "dataset.json").write_text(json.dumps(data))
 
@@ -195,7 +195,7 @@ def test_non_consecutive_labels(make_dataset: MakeDataset) -> None:
 def test_duplicate_case_ids_in_explicit_listing(make_dataset: MakeDataset) -> None:
     root = make_dataset()
     entry = '{"images": ["imagesTr/case_000_0000.nii.gz"], "label": "labelsTr/case_000.nii.gz"}'
-    text = (root / "dataset.json").read_text().rstrip().rstrip("}")
+    text = (root / "dataset.json").read_text(encoding="utf-8").rstrip().rstrip("}")
     other = '{"images": ["imagesTr/case_001_0000.nii.gz"], "label": "labelsTr/case_001.nii.gz"}'
     # raw text: a JSON parser keeps only the last "a"; "b" then shares the files of that "a"
     (root / "dataset.json").write_text(text + f', "dataset": {{"a": {entry}, "a": {other}, "b": {other}}}}}')
@@ -252,7 +252,7 @@ def test_all_problems_reported_at_once_in_parallel_and_nothing_modified(make_dat
         ("missing_channel", "case_000"), ("mask_0_255", "case_001"), ("unreadable", "case_002"),
         ("num_training", None)}
     report.save(tmp_path / "report.json")
-    data = json.loads((tmp_path / "report.json").read_text())
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert data["ok"] is False and data["n_problems"] == len(report.problems)
     assert {"check", "case", "file", "message"} <= set(data["problems"][0])
 

@@ -75,8 +75,8 @@ def test_ensemble_averages_and_writes_metadata(tmp_path, rng):
         assert np.array_equal(seg[0], mean.argmax(0))
         assert np.allclose(geom.spacing, GEOM.spacing)
         assert np.array_equal(read_probabilities(out, case)[0], mean)
-    assert json.loads((out / "plans.json").read_text()) == {"p": 1}
-    assert json.loads((out / "dataset.json").read_text()) == {"d": 2}
+    assert json.loads((out / "plans.json").read_text(encoding="utf-8")) == {"p": 1}
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8")) == {"d": 2}
     assert (out / "ensemble.json").is_file()
 
 
@@ -170,7 +170,7 @@ def test_find_best_end_to_end_reproduces_the_reported_score(tmp_path):
         assert load_summary(Path(source) / "summary.json").score == info.all_results[name]
     # reproduce: average the saved probabilities, post-process, score -> the reported post-pp score
     assert _independent_score(fake, info) == info.result_on_crossval_post_pp  # exactly
-    text = (results / "inference_instructions.txt").read_text()
+    text = (results / "inference_instructions.txt").read_text(encoding="utf-8")
     commands = [ln for ln in text.splitlines() if ln.startswith("autounet ")]
     assert commands == inference_commands(info, previous_stages={
         m.identifier: ("3d_lowres" if m.configuration == "3d_cascade_fullres" else None)
@@ -191,7 +191,7 @@ def test_instructions_for_a_cascade_include_the_lowres_step(tmp_path):
     info = find_best(fake.workspace, DATASET, configurations=("3d_fullres", "3d_cascade_fullres"),
                      allow_ensembling=False)
     assert info.best.endswith("3d_cascade_fullres")
-    text = (fake.workspace.results_dataset(DATASET) / "inference_instructions.txt").read_text()
+    text = (fake.workspace.results_dataset(DATASET) / "inference_instructions.txt").read_text(encoding="utf-8")
     commands = [ln for ln in text.splitlines() if ln.startswith("autounet ")]
     assert commands[0].startswith("autounet predict -i INPUT_FOLDER -o OUTPUT_FOLDER_3D_LOWRES ")
     assert "-c 3d_lowres" in commands[0]

@@ -36,7 +36,7 @@ def test_evaluate_cli_writes_summary_and_csv(tmp_path, capsys):
     s = load_summary(pred / "summary.json")
     assert s.labels == ("1", "2", "(1, 2)") and s.nsd_tolerance_mm == 1.0
     assert s.mean["1"]["TP"] == 47 and s.mean["1"]["FN"] == 1
-    csv = (pred / "summary_per_case.csv").read_text().splitlines()
+    csv = (pred / "summary_per_case.csv").read_text(encoding="utf-8").splitlines()
     assert csv[0].startswith("case,label,Dice,IoU,TP,FP,FN,TN,n_pred,n_ref,NSD,HD95")
     assert len(csv) == 1 + 3
     assert main(["evaluate", str(pred), str(ref), "-l", "1", "--no-surface", "-o", str(tmp_path / "s.json"),
@@ -53,7 +53,7 @@ def test_find_best_cli_and_replaying_the_instructions(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     best = info["best_model_or_ensemble"]
     assert best["name"].startswith("ensemble___")
-    text = (fake.workspace.results_dataset(DATASET) / "inference_instructions.txt").read_text()
+    text = (fake.workspace.results_dataset(DATASET) / "inference_instructions.txt").read_text(encoding="utf-8")
     commands = [ln.split() for ln in text.splitlines() if ln.startswith("autounet ")]
     assert [c[1] for c in commands] == ["predict", "predict", "ensemble", "postprocess"]
     assert commands[0][-2:] == ["--workspace", str((tmp_path / "ws").resolve())]

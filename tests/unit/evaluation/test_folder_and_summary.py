@@ -30,7 +30,8 @@ def test_summary_means_ignore_nan_and_count_it():
     assert math.isnan(s.mean["2"]["Dice"])
     # the reference's np.mean would give NaN here (§12.13); ours ignores the all-NaN class
     assert s.foreground_mean["Dice"] == pytest.approx(0.7)
-    assert s.nan_cases == {"1": {"Dice": 0, "IoU": 0, "NSD": 0, "HD95": 1}, "2": {"Dice": 2, "IoU": 2, "NSD": 2, "HD95": 2}}
+    assert s.nan_cases == {"1": {"Dice": 0, "IoU": 0, "NSD": 0, "HD95": 1},
+                           "2": {"Dice": 2, "IoU": 2, "NSD": 2, "HD95": 2}}
     assert s.mean["1"]["TP"] == 1.0
 
 
@@ -65,10 +66,10 @@ def test_folder_evaluation_with_label_spec_and_file_formats(tmp_path):
     assert math.isnan(s.mean["2"]["Dice"]) and s.nan_cases["2"]["Dice"] == 1
     again = load_summary(out)
     assert json.dumps(again.to_dict()) == json.dumps(s.to_dict())  # NaN-aware equality
-    raw = json.loads(out.read_text())
+    raw = json.loads(out.read_text(encoding="utf-8"))
     assert list(raw)[:3] == ["schema", "schema_version", "provenance"]
     assert {"metric_per_case", "mean", "foreground_mean", "nan_cases"} <= set(raw)
-    rows = list(csv.DictReader((tmp_path / "out" / "s_per_case.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "out" / "s_per_case.csv").open(encoding="utf-8")))
     assert [r["label"] for r in rows] == ["1", "2"] and rows[1]["Dice"] == "NaN" and rows[0]["TP"] == "60"
 
 

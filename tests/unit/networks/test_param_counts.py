@@ -12,7 +12,7 @@ from autounet.schemas.plans import NetworkSpec
 
 from _networks_testlib import GOLDEN, iso_spec
 
-_GOLDEN = json.loads((GOLDEN / "param_counts.json").read_text())["networks"]
+_GOLDEN = json.loads((GOLDEN / "param_counts.json").read_text(encoding="utf-8"))["networks"]
 
 
 @pytest.mark.parametrize("item", _GOLDEN, ids=[it["id"] for it in _GOLDEN])

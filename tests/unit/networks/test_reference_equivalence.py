@@ -13,7 +13,7 @@ from autounet.schemas.plans import NetworkSpec
 
 from _networks_testlib import GOLDEN
 
-_ITEMS = json.loads((GOLDEN / "forward.json").read_text())
+_ITEMS = json.loads((GOLDEN / "forward.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

@@ -245,7 +245,7 @@ def test_cases_missing_from_the_next_stage_are_reported(lowres_fold) -> None:
 def test_stale_preprocessing_is_refused(lowres_fold) -> None:
     ws, plans, _ = lowres_fold
     model_dir = ws.model_dir(DATASET, "3d_lowres")
-    data = json.loads((model_dir / "plans.json").read_text())
+    data = json.loads((model_dir / "plans.json").read_text(encoding="utf-8"))
     data["configurations"]["3d_lowres"]["spacing"] = [2.5, 2.0, 2.0]  # the model was trained on other plans
     (model_dir / "plans.json").write_text(json.dumps(data))
     with pytest.raises(DatasetError, match="preprocessed with other plans"):

@@ -17,14 +17,14 @@ GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "planning"
 def manifest() -> list[dict[str, Any]]:
     """The runs recorded by benchmarks/golden/make_planning.py."""
     path = GOLDEN / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
 
 def our_reference_plans(entry: dict[str, Any]) -> dict[str, Any]:
     """Plan the manifest entry's dataset with our planner and export to the reference's format."""
     folder = GOLDEN / entry["dataset"]
     fingerprint = load_fingerprint(folder / "dataset_fingerprint.json")
-    spec = json.loads((folder / "dataset.json").read_text())
+    spec = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     plans = plan(fingerprint, spec, preset=entry["preset"], gpu_memory_gb=entry.get("gpu_memory_gb"),
                  plans_name=entry.get("plans_name"), target_spacing=entry.get("target_spacing"),
                  dataset_name=entry["dataset"], image_reader=_reader(spec))

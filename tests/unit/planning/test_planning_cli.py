@@ -51,7 +51,7 @@ def test_fingerprint_then_plan(workspace_root, capsys) -> None:
     pre = workspace_root / "preprocessed" / "Dataset900_Tiny"
     plans = load_plans(pre / "nnUNetPlans.json")
     assert plans.provenance["upstream_sha256"] == fp.sha256()
-    assert json.loads((pre / "dataset.json").read_text())["numTraining"] == 4
+    assert json.loads((pre / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 4
     assert plans.configuration("3d_fullres").spacing == (2.0, 1.0, 1.0)
 
 
@@ -80,7 +80,7 @@ def test_gpu_memory_without_plans_name_is_a_usage_error(workspace_root, capsys) 
 def test_replanning_keeps_custom_configurations(workspace_root) -> None:
     assert _cli(workspace_root, "plan", "900") == 0
     path = workspace_root / "preprocessed" / "Dataset900_Tiny" / "nnUNetPlans.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["configurations"]["3d_fullres_bs16"] = {"inherits_from": "3d_fullres", "batch_size": 16}
     path.write_text(json.dumps(data))
     assert _cli(workspace_root, "plan", "900", "-c", "2d") == 0
@@ -99,13 +99,13 @@ def test_plans_import_and_export(tmp_path, capsys) -> None:
     out = tmp_path / "exported.json"
     assert _cli(root, "plans", "export", "Dataset004_Hippocampus", "--plans", "nnUNetResEncUNetLPlans",
                 "-o", str(out)) == 0
-    assert not diff(json.loads(out.read_text()), json.loads(source.read_text()))
+    assert not diff(json.loads(out.read_text(encoding="utf-8")), json.loads(source.read_text(encoding="utf-8")))
 
 
 def test_store_reads_reference_files_and_merges(tmp_path) -> None:
     source = GOLDEN / "Dataset501_AnisoCT" / "nnUNetPlans.json"
     target = tmp_path / "nnUNetPlans.json"
-    target.write_text(source.read_text())  # a reference file where we re-plan: its extra configs survive
+    target.write_text(source.read_text(encoding="utf-8"))  # a reference file where we re-plan: its extra configs survive
     old = read_plans_file(target)
     fresh = type(old)(**{**old.__dict__, "configurations": {"2d": old.configurations["2d"]}})
     merged = write_plans(target, fresh)

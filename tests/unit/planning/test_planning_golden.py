@@ -19,12 +19,12 @@ def test_golden_set_is_present() -> None:
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["plans_file"] for e in ENTRIES])
 def test_plans_equal_reference(entry: dict) -> None:
-    reference = json.loads((GOLDEN / entry["plans_file"]).read_text())
+    reference = json.loads((GOLDEN / entry["plans_file"]).read_text(encoding="utf-8"))
     differences = diff(our_reference_plans(entry), reference)
     assert not differences, f"{entry['plans_file']} differs from the reference:\n" + "\n".join(differences)
 
 
-VRAM = json.loads((GOLDEN / "vram_estimates.json").read_text())
+VRAM = json.loads((GOLDEN / "vram_estimates.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("case", VRAM, ids=[f"{c['network']}-{'x'.join(map(str, c['patch_size']))}" for c in VRAM])

@@ -17,7 +17,7 @@ ANISO = GOLDEN / "Dataset501_AnisoCT"
 
 
 def _load(path) -> dict:
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("path", sorted(p for p in GOLDEN.glob("Dataset*/*Plans*.json")), ids=lambda p: p.name)

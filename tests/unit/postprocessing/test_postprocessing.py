@@ -178,4 +178,4 @@ def test_apply_writes_geometry_and_copies_metadata(tmp_path):
     got, g = read_segmentation(out / "x.nii.gz")
     assert got[0, 5, 5, 5] == 0 and got[0].sum() == 27
     assert np.allclose(g.spacing, geom.spacing) and np.allclose(g.origin, geom.origin)
-    assert json.loads((out / "plans.json").read_text()) == {}
+    assert json.loads((out / "plans.json").read_text(encoding="utf-8")) == {}

@@ -25,8 +25,8 @@ CASES = [(ds, cfg, npz.stem) for ds in ("Dataset004_Hippocampus", "Dataset005_Sy
 
 def _load(ds: str):
     folder = GOLDEN / ds
-    plans = import_plans(json.loads((folder / "nnUNetPlans.json").read_text()))
-    spec = json.loads((folder / "dataset.json").read_text())
+    plans = import_plans(json.loads((folder / "nnUNetPlans.json").read_text(encoding="utf-8")))
+    spec = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     labels = LabelSpec.from_labels(spec["labels"])
     return folder, plans, labels
 
@@ -61,7 +61,7 @@ def test_matches_reference(ds: str, cfg: str, case: str) -> None:
 
 
 def test_resampling_matches_reference() -> None:
-    spacings = json.loads((GOLDEN / "resampling_spacings.json").read_text())
+    spacings = json.loads((GOLDEN / "resampling_spacings.json").read_text(encoding="utf-8"))
     ref = np.load(GOLDEN / "resampling_cases.npz")
     data, seg = ref["data"], ref["seg"]
     for i, (cur, new) in enumerate(spacings):

@@ -101,7 +101,7 @@ def test_missing_folder_and_bad_record(tmp_path, stored) -> None:
         CaseStore(tmp_path / "nope")
     folder, _, _ = stored
     path = case_files(folder, "case_000")["properties"]
-    record = json.loads(path.read_text())
+    record = json.loads(path.read_text(encoding="utf-8"))
     record["schema_version"] = 99
     path.write_text(json.dumps(record))
     with pytest.raises(SchemaError, match="newer"):

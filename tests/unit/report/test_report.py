@@ -79,7 +79,7 @@ def report_html(tmp_path_factory):
 
 
 def test_report_content(report_html):
-    text = report_html.read_text()
+    text = report_html.read_text(encoding="utf-8")
     assert text.count("<table") >= 2
     assert "ensemble: 3d_fullres + 3d_lowres" in text and "1 (a)" in text and "2 (b)" in text
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
@@ -96,7 +96,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(report_html, tmp_path):
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    dom = subprocess.run([*flags, "--dump-dom", report_html.as_uri()], capture_output=True, text=True,
+    dom = subprocess.run([*flags, "--dump-dom", report_html.as_uri()], capture_output=True, text=True, encoding="utf-8", errors="replace",
                          timeout=120, check=True).stdout
     assert dom.count("<table") >= 2 and dom.count("<img") == 8
     assert "Validation report: Dataset900_Fake" in dom

@@ -23,7 +23,7 @@ from autounet.training.losses import (
 )
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "networks"
-_CASES = json.loads((GOLDEN / "losses.json").read_text())
+_CASES = json.loads((GOLDEN / "losses.json").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def test_fit_writes_outputs(tmp_path: Path, fake_run) -> None:
     assert (fold / ckpt.FINAL).is_file() and (fold / ckpt.BEST).is_file()
     assert not (fold / ckpt.LATEST).exists()
     assert (fold / "progress.png").stat().st_size > 1000
-    lines = [json.loads(x) for x in (fold / "training_log.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (fold / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1, 2]
     # EMA: first epoch raw, then 0.9 old + 0.1 new
     ema = [r["ema_fg_dice"] for r in lines]

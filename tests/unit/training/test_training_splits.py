@@ -10,7 +10,7 @@ import pytest
 from autounet.errors import DatasetError
 from autounet.training.splits import fold_cases, load_splits, make_splits, random_split
 
-GOLDEN = json.loads((Path(__file__).parents[2] / "data" / "golden" / "training" / "splits.json").read_text())
+GOLDEN = json.loads((Path(__file__).parents[2] / "data" / "golden" / "training" / "splits.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("n", sorted(GOLDEN, key=int))
