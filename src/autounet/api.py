@@ -109,12 +109,14 @@ def train(dataset: str | int, configuration: str, fold: int | str, *, budget: st
     writes ``validation/summary.json`` (skipped for fold ``all``).
     """
     from autounet.pipeline import ValidationOptions, validate_fold
+    from autounet.schemas.plans import load_plans
     from autounet.training import TrainingConfig
     from autounet.training import train as _train
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
-    config = TrainingConfig.preset(budget, **overrides)
+    ndim = load_plans(ws.plans_file(name, plans_name)).configuration(configuration).ndim
+    config = TrainingConfig.preset(budget, spatial_dims=ndim, **overrides)
     fold_dir = _train(ws, name, configuration, fold, config=config, plans_name=plans_name, resume=resume)
     if validate and str(fold) != "all":
         validate_fold(ws, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,

@@ -85,9 +85,13 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     from autounet.training import TrainingConfig, train
 
-    config = TrainingConfig.preset(args.budget, **_overrides(args))
+    from autounet.schemas.plans import load_plans
+
     workspace = ctx.workspace()
     dataset = workspace.find_dataset(args.dataset)
+    plans = load_plans(workspace.plans_file(dataset, args.plans))
+    config = TrainingConfig.preset(args.budget, spatial_dims=plans.configuration(args.configuration).ndim,
+                                   **_overrides(args))
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
     if args.fold != "all" and not args.fold.isdigit():
         from autounet.errors import UsageError

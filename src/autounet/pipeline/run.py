@@ -79,9 +79,9 @@ class RunOptions:
             msg = "run needs at least one configuration, one fold and one device."
             raise UsageError(msg)
 
-    def training_config(self) -> TrainingConfig:
-        """The TrainingConfig of this budget with the overrides applied."""
-        base = TrainingConfig.short() if self.budget == "short" else TrainingConfig.reference()
+    def training_config(self, spatial_dims: int = 2) -> TrainingConfig:
+        """The TrainingConfig of this budget for a 2D or 3D configuration, with the overrides applied."""
+        base = TrainingConfig.short(spatial_dims) if self.budget == "short" else TrainingConfig.reference()
         return base.replace(**self.training_overrides)
 
 
@@ -143,7 +143,8 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
         if set(folds[lowres]) != set(options.folds):
             say("plan", f"{lowres}: training folds {', '.join(map(str, folds[lowres]))} (the cascade needs a "
                         "prediction of every case from the fold where it is a validation case)")
-    _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades)
+    _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades,
+               ndims={c: plans.configuration(c).ndim for c in present})
     if summary.failed:
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
@@ -162,8 +163,11 @@ def _job_key(configuration: str, fold: int) -> str:
 
 def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
                options: RunOptions, summary: RunSummary, say: StepCallback, *,
-               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str]) -> None:
-    """Train and validate every fold; cascade folds wait for all folds of their previous stage."""
+               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int]) -> None:
+    """Train and validate every fold; cascade folds wait for all folds of their previous stage.
+
+    ``ndims`` gives each configuration's spatial dimensionality (the short budget differs for 2D and 3D).
+    """
     config = options.training_config()
     feeds = set(cascades.values())
     todo = []
@@ -194,7 +198,8 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
         if len(options.devices) > 1:
             _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
         else:
-            _train_in_process(workspace, name, plans_name, configuration, fold, device, config, options)
+            _train_in_process(workspace, name, plans_name, configuration, fold, device,
+                              options.training_config(ndims[configuration]), options)
         if configuration in feeds:
             _write_next_stage(workspace, name, plans_name, configuration, fold, device, config, say)
         say("train", f"{job.key} done")

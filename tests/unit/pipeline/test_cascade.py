@@ -284,7 +284,7 @@ def test_run_job_graph_waits_for_every_lowres_fold(monkeypatch: pytest.MonkeyPat
     folds = {"3d_lowres": (0, 1, 2), "3d_cascade_fullres": (0,)}
     run_module._train_all(tmp_workspace, DATASET, "nnUNetPlans", ["3d_lowres", "3d_cascade_fullres"], options,
                           summary, lambda step, msg: None, folds=folds,
-                          cascades={"3d_cascade_fullres": "3d_lowres"})
+                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3})
     jobs = {j.key: j for j in captured["jobs"]}
     assert sorted(jobs) == ["3d_cascade_fullres/fold_0", "3d_lowres/fold_0", "3d_lowres/fold_2"]
     assert jobs["3d_cascade_fullres/fold_0"].depends_on == ("3d_lowres/fold_0", "3d_lowres/fold_2")

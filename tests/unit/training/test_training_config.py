@@ -20,6 +20,13 @@ def test_reference_defaults() -> None:
     assert (c.oversample_foreground, c.ema_decay, c.poly_exponent) == (0.33, 0.9, 0.9)
 
 
+def test_short_budget_is_sized_by_dimensionality() -> None:
+    two, three = TrainingConfig.short(2), TrainingConfig.preset("short", spatial_dims=3, epochs=5)
+    assert (two.epochs, two.iterations_per_epoch, two.batch_size, two.val_iterations) == (16, 50, 8, 10)
+    assert (three.epochs, three.iterations_per_epoch, three.batch_size, three.val_iterations) == (5, 12, 2, 2)
+    assert two.channels_last and three.channels_last and three.initial_lr == two.initial_lr == 1e-2
+
+
 def test_presets_and_overrides() -> None:
     short = TrainingConfig.preset("short", seed=3)
     assert short.epochs < 1000 and short.seed == 3
@@ -28,6 +35,8 @@ def test_presets_and_overrides() -> None:
         TrainingConfig.preset("shrot")
     with pytest.raises(ConfigError, match="epochs"):
         TrainingConfig(epochs=0)
+    with pytest.raises(ConfigError, match="spatial_dims"):
+        TrainingConfig.preset("short", spatial_dims=4)
     with pytest.raises(ConfigError, match="device"):
         TrainingConfig(device="tpu")
     with pytest.raises(ConfigError, match="Unknown TrainingConfig field"):
