@@ -307,6 +307,6 @@ def test_run_refolds_lowres_when_its_next_stage_is_incomplete(monkeypatch: pytes
     summary = run_module.RunSummary(dataset_name=DATASET, plans_name="nnUNetPlans", configurations=[])
     run_module._train_all(tmp_workspace, DATASET, "nnUNetPlans", ["3d_lowres", "3d_cascade_fullres"], options,
                           summary, lambda step, msg: None, folds={"3d_lowres": (0, 1), "3d_cascade_fullres": (0,)},
-                          cascades={"3d_cascade_fullres": "3d_lowres"})
+                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3})
     assert summary.reused == ["3d_lowres/fold_0", "3d_cascade_fullres/fold_0"]
     assert calls == [("train", 1), ("next", 1)]  # _train_in_process skips training of a finished fold itself
