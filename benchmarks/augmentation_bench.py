@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import sys
 import textwrap
@@ -31,10 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import REPO_ROOT, reference_env, run_reference, run_reference_python  # noqa: E402
+from reference import REPO_ROOT, reference_env, run_reference  # noqa: E402
 
 CACHE = REPO_ROOT / ".bench_cache" / "augmentation"
 DATASET = "Dataset004_Hippocampus"

@@ -69,7 +69,7 @@ def main() -> None:
         script = Path(tmp) / "run.py"
         script.write_text(code)
         run_reference_python(f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')", Path(tmp))
-        summary = json.loads(out.read_text())
+        summary = json.loads(out.read_text(encoding="utf-8"))
     for entry in summary["metric_per_case"]:  # keep only file names (paths were temporary)
         entry["prediction_file"] = Path(entry["prediction_file"]).name
         entry["reference_file"] = Path(entry["reference_file"]).name

@@ -116,8 +116,8 @@ def planning_topologies() -> list[dict[str, Any]]:
     for plans_file in sorted(PLANNING.glob("Dataset*/*.json")):
         if plans_file.name in ("dataset.json", "dataset_fingerprint.json"):
             continue
-        plans = json.loads(plans_file.read_text())
-        ds = json.loads((plans_file.parent / "dataset.json").read_text())
+        plans = json.loads(plans_file.read_text(encoding="utf-8"))
+        ds = json.loads((plans_file.parent / "dataset.json").read_text(encoding="utf-8"))
         in_ch = len(ds.get("channel_names", ds.get("modality", {"0": ""})))
         labels = ds["labels"]
         n_out = len(labels) - (1 if "ignore" in labels else 0)

@@ -326,7 +326,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_file = args.out / "manifest.json"
-    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else []
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else []
     names = args.only or ["vram", "Dataset004_Hippocampus", *SYNTHETIC]
     if "vram" in names:
         make_vram(args.out)

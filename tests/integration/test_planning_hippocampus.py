@@ -1,6 +1,6 @@
 """Hippocampus end to end through the CLI: our fingerprint vs the reference's, and our plans vs its plans.
 
-Tolerances (stated in docs/planning.md): spacings, cropped shapes and the median relative size are exact;
+Tolerances (stated in the README, *Exactness, tolerances and memory*): spacings, cropped shapes and the median relative size are exact;
 intensity min, max, median and the 0.5/99.5 percentiles are exact (we draw the same samples and interpolate with
 numpy's arithmetic; asserted to 1e-6 relative); mean and std within 1e-5 relative (the reference accumulates
 1e8 float32 samples in float32; we accumulate in float64).

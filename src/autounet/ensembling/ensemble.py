@@ -27,7 +27,7 @@ from autounet.ensembling.probabilities import (
     write_probabilities,
 )
 from autounet.errors import DatasetError, UsageError
-from autounet.evaluation._parallel import map_cases
+from autounet._parallel import map_cases
 from autounet.evaluation.folder import write_label_map
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import EnsembleSpec, ProbabilityRecord, save_ensemble_spec

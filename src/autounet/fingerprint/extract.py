@@ -15,7 +15,7 @@ import numpy as np
 
 from autounet._log import get_logger
 from autounet.errors import DatasetError
-from autounet.fingerprint._parallel import map_ordered
+from autounet._parallel import map_ordered
 from autounet.fingerprint.crop import bbox_slices, nonzero_bbox
 from autounet.fingerprint.intensity import (
     DEFAULT_MAX_BINS,

@@ -34,7 +34,7 @@ def build(spec: NetworkSpec, *, in_channels: int, num_outputs: int, deep_supervi
         in_channels: input channels (image channels, plus the foreground labels for cascades).
         num_outputs: output channels (labels incl. background, or regions).
         deep_supervision: return every decoder head's logits (highest resolution first) instead of only the last.
-        channels_last: keep weights and activations channels-last (faster on CPUs; see ``docs/networks.md``).
+        channels_last: keep weights and activations channels-last (faster on CPUs; see the README, *Networks*).
 
     Raises:
         ConfigError: unknown network/norm/nonlinearity name, or an invalid topology.

@@ -25,7 +25,7 @@ from typing import Any
 
 from autounet._log import get_logger
 from autounet.errors import DatasetError
-from autounet.evaluation._parallel import map_cases
+from autounet._parallel import map_cases
 from autounet.evaluation.folder import (
     DEFAULT_NSD_TOLERANCE_MM,
     evaluate,

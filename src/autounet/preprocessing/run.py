@@ -10,19 +10,16 @@ number of workers) and written to the case store atomically. The ground-truth la
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autounet._atomic import atomic_path
 from autounet._log import get_logger
-from autounet.errors import AutounetError, DatasetError
+from autounet._parallel import map_as_completed
+from autounet.errors import DatasetError
 from autounet.labels import LabelSpec
 from autounet.preprocessing.pipeline import preprocess_case, preprocessing_hash
 from autounet.preprocessing.store import PROPERTIES_SUFFIX, case_files, remove_temporary_files, write_case
@@ -101,37 +98,6 @@ def _remove_case(folder: Path, case: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def _run_tasks(tasks: Sequence[CaseTask], *, workers: int, progress: bool, desc: str) -> Iterator[CaseResult]:
-    """Run ``tasks`` in ``workers`` spawned processes (in-process for 1), yielding results as they finish."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, file=sys.stderr, leave=False)
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield preprocess_and_store(task)
-                bar.update()
-            return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-            pending: set[Future[CaseResult]] = {pool.submit(preprocess_and_store, t) for t in tasks}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-                        bar.update()
-            except BrokenProcessPool as exc:
-                msg = (f"{desc}: a worker process died (usually out of memory). Completed cases are kept; re-run "
-                       f"with fewer workers (-j {max(1, workers // 2)}) to finish the rest.")
-                raise AutounetError(msg) from exc
-            finally:
-                for future in pending:
-                    future.cancel()
-    finally:
-        bar.close()
-
-
 def copy_ground_truth(cases: Iterable[tuple[str, Path]], target_folder: Path, file_ending: str) -> int:
     """Copy label files to ``target_folder/<case><ending>`` when missing or older than the source."""
     copied = 0
@@ -192,7 +158,8 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         summaries[name] = summary
         tasks.extend(todo)
     start = time.perf_counter()
-    for result in _run_tasks(tasks, workers=workers, progress=progress, desc="preprocess"):
+    for result in map_as_completed(preprocess_and_store, tasks, workers=workers, progress=progress,
+                                   desc="preprocess", on_failure="Completed cases are kept. "):
         summary = summaries[result.configuration]
         summary.processed.append(result.case_id)
         summary.seconds = time.perf_counter() - start
