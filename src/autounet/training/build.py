@@ -32,7 +32,14 @@ from autounet.training.data import BatchLoader, PatchStore, PreviousStage
 from autounet.training.logging import RunLogger
 from autounet.training.loop import Run, fit, iteration_seed
 from autounet.training.sampler import rank_batch_and_oversampling
-from autounet.workspace import DATASET_JSON, FINGERPRINT_JSON, PLANS_JSON, Workspace, fold_dir_name
+from autounet.workspace import (
+    DATASET_JSON,
+    FINGERPRINT_JSON,
+    PLANS_JSON,
+    PREDICTED_NEXT_STAGE_DIR,
+    Workspace,
+    fold_dir_name,
+)
 
 log = get_logger(__name__)
 TRAINING_CONFIG_JSON = "training_config.json"
@@ -222,7 +229,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     previous = None
     if cascade:
         prev_dir = workspace.model_dir(dataset_name, str(plan.previous_stage), plans_name=inputs.plans.plans_name,
-                                       trainer=config.trainer_name) / "predicted_next_stage" / plan.name
+                                       trainer=config.trainer_name) / PREDICTED_NEXT_STAGE_DIR / plan.name
         previous = PreviousStage(prev_dir)
     common = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
                   probabilistic=config.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
