@@ -45,18 +45,23 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 pre = join(os.environ["nnUNet_preprocessed"], "Dataset004_Hippocampus")
 plans = load_json(join(pre, "nnUNetPlans.json")); plans["continue_training"] = False
 ds = load_json(join(pre, "dataset.json"))
-n_iter, threads, config = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n_iter, threads, config, device = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], torch.device(sys.argv[4])
 torch.set_num_threads(threads)
-tr = nnUNetTrainer(plans, config, 0, ds, device=torch.device("cpu"))
+tr = nnUNetTrainer(plans, config, 0, ds, device=device)
 tr.on_train_start(); tr.on_train_epoch_start(); tr.network.train()
 waits, steps = [], []
 for i in range(n_iter + 1):
     t0 = time.perf_counter(); b = next(tr.dataloader_train); t1 = time.perf_counter()
-    tr.train_step(b); t2 = time.perf_counter()
+    tr.train_step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t2 = time.perf_counter()
     if i:
         waits.append(t1 - t0); steps.append(t2 - t1)
 print("RESULT" + json.dumps({"wait": waits, "step": steps, "batch": tr.batch_size}))
 sys.stdout.flush()
+for gen in (tr.dataloader_train, tr.dataloader_val):
+    gen._finish()  # stop the augmentation workers: they would keep our stdout pipe open
 os._exit(0)
 """
 
@@ -108,19 +113,20 @@ def prepare_reference_data(config: str) -> Path:
     return pre
 
 
-def bench_reference(iters: int, threads: int, workers: int, config: str) -> dict[str, Any]:
+def bench_reference(iters: int, threads: int, workers: int, config: str, device: str) -> dict[str, Any]:
     """Time the reference trainer's iterations in its own venv."""
     import subprocess
 
     env = reference_env(CACHE, threads=threads)
     env["nnUNet_n_proc_DA"] = str(workers)
-    proc = subprocess.run([str(reference_python()), "-c", REFERENCE_CODE, str(iters), str(threads), config],
+    proc = subprocess.run([str(reference_python()), "-c", REFERENCE_CODE, str(iters), str(threads), config, device],
                           env=env, text=True, encoding="utf-8", errors="replace", capture_output=True, check=True)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
 
 
-def bench_ours(iters: int, threads: int, workers: int, config: str, *, channels_last: bool) -> dict[str, Any]:
+def bench_ours(iters: int, threads: int, workers: int, config: str, device: str, *,
+               channels_last: bool) -> dict[str, Any]:
     """Time autounet's iterations (loader wait, on-device augmentation, training step) on the same data."""
     import tempfile
 
@@ -145,22 +151,26 @@ def bench_ours(iters: int, threads: int, workers: int, config: str, *, channels_
             if (pre / name).is_file():
                 (target / name).write_text((pre / name).read_text(encoding="utf-8"))
         inputs = load_inputs(ws, DATASET, config, "nnUNetPlans", check_data=False)
-        cfg = TrainingConfig(workers=workers, device="cpu", seed=0, channels_last=channels_last, val_iterations=0)
+        cfg = TrainingConfig(workers=workers, device=device, seed=0, channels_last=channels_last, val_iterations=0)
+        torch_device = torch.device(device)
         run = build_run(ws, DATASET, inputs, 0, fold_dir=Path(tmp) / "fold_0", config=cfg,
-                        device=torch.device("cpu"), dist_ctx=DistContext(), seed=0,
+                        device=torch_device, dist_ctx=DistContext(), seed=0,
                         store=ReferenceStore(pre / f"nnUNetPlans_{config}"))
         run.model.train()
         waits, augs, steps = [], [], []
         batches = run.train_loader.batches(0, 0, iters + 1)
-        gen = torch.Generator()
+        gen = torch.Generator(device=torch_device)
         for i in range(iters + 1):
             t0 = time.perf_counter()
             batch = next(batches)
             t1 = time.perf_counter()
             gen.manual_seed(i)
-            inputs_, targets = run.augment(torch.from_numpy(batch.data), torch.from_numpy(batch.seg), gen)
+            inputs_, targets = run.augment(torch.from_numpy(batch.data).to(torch_device),
+                                           torch.from_numpy(batch.seg).to(torch_device), gen)
+            _sync(torch_device)
             t2 = time.perf_counter()
             train_step(run, inputs_, targets)
+            _sync(torch_device)
             t3 = time.perf_counter()
             if i:
                 waits.append(t1 - t0)
@@ -169,6 +179,13 @@ def bench_ours(iters: int, threads: int, workers: int, config: str, *, channels_
         batches.close()
         run.train_loader.close()
         return {"wait": waits, "augment": augs, "step": steps, "batch": run.train_loader.batch_size}
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _row(name: str, r: dict[str, Any]) -> tuple[str, float, float, float, float]:
@@ -185,18 +202,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="3d_fullres")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both trainers)")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     prepare_reference_data(args.config)
     rows = []
     if not args.skip_reference:
         rows.append(_row("reference nnUNetTrainer", bench_reference(args.iters, args.threads, args.workers,
-                                                                    args.config)))
+                                                                    args.config, args.device)))
     rows.append(_row("autounet", bench_ours(args.iters, args.threads, args.workers, args.config,
-                                            channels_last=False)))
+                                            args.device, channels_last=False)))
     rows.append(_row("autounet --channels-last", bench_ours(args.iters, args.threads, args.workers, args.config,
-                                                            channels_last=True)))
-    print(f"Hippocampus {args.config}, {args.iters} iterations after 1 warm-up, {args.threads} threads, "
+                                                            args.device, channels_last=True)))
+    print(f"Hippocampus {args.config} on {args.device}, {args.iters} iterations after 1 warm-up, {args.threads} threads, "
           f"{args.workers} loader workers")
     print(f"| {'trainer':<26} | {'s / iteration':>13} | {'data wait':>9} | {'augment':>7} | {'step':>6} | "
           f"{'wait share':>10} |")
