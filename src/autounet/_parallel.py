@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from autounet.errors import AutounetError
 
@@ -27,6 +27,16 @@ def _broken(desc: str, workers: int, hint: str) -> AutounetError:
                          f"(-j {max(1, workers // 2)}).")
 
 
+def _bar(items: Sequence[object], desc: str, progress: bool) -> Any:
+    from tqdm import tqdm  # noqa: PLC0415 - only when used
+
+    return tqdm(total=len(items), desc=desc, disable=not progress, file=sys.stderr, leave=False, unit="case")
+
+
+def _pool(workers: int, items: Sequence[object]) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=multiprocessing.get_context("spawn"))
+
+
 def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progress: bool = False,
                 desc: str = "", window: int = 4) -> Iterator[R]:
     """Yield ``fn(item)`` in input order, in ``workers`` processes (``fn`` must be picklable).
@@ -36,17 +46,13 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progr
     Raises:
         AutounetError: a worker process died.
     """
-    from tqdm import tqdm  # noqa: PLC0415 - only when used
-
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, file=sys.stderr, leave=False, unit="case")
-    try:
+    with _bar(items, desc, progress) as bar:
         if workers <= 1 or len(items) <= 1:
             for item in items:
                 yield fn(item)
                 bar.update()
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
+        with _pool(workers, items) as pool:
             try:
                 pending: deque[Future[R]] = deque()
                 for item in items:
@@ -59,8 +65,6 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progr
                     bar.update()
             except BrokenProcessPool as exc:
                 raise _broken(desc, workers, "") from exc
-    finally:
-        bar.close()
 
 
 def map_cases(fn: Callable[[T], R], items: Sequence[T], *, workers: int = 1, progress: bool = False,
@@ -78,17 +82,13 @@ def map_as_completed(fn: Callable[[T], R], items: Sequence[T], *, workers: int, 
     Raises:
         AutounetError: a worker process died.
     """
-    from tqdm import tqdm  # noqa: PLC0415 - only when used
-
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, file=sys.stderr, leave=False, unit="case")
-    try:
+    with _bar(items, desc, progress) as bar:
         if workers <= 1 or len(items) <= 1:
             for item in items:
                 yield fn(item)
                 bar.update()
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
+        with _pool(workers, items) as pool:
             pending: set[Future[R]] = {pool.submit(fn, item) for item in items}
             try:
                 while pending:
@@ -101,5 +101,3 @@ def map_as_completed(fn: Callable[[T], R], items: Sequence[T], *, workers: int, 
             finally:
                 for future in pending:
                     future.cancel()
-    finally:
-        bar.close()
