@@ -37,6 +37,12 @@ def _pool(workers: int, items: Sequence[object]) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=multiprocessing.get_context("spawn"))
 
 
+def _serial(fn: Callable[[T], R], items: Sequence[T], bar: Any) -> Iterator[R]:
+    for item in items:
+        yield fn(item)
+        bar.update()
+
+
 def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progress: bool = False,
                 desc: str = "", window: int = 4) -> Iterator[R]:
     """Yield ``fn(item)`` in input order, in ``workers`` processes (``fn`` must be picklable).
@@ -48,9 +54,7 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, workers: int, progr
     """
     with _bar(items, desc, progress) as bar:
         if workers <= 1 or len(items) <= 1:
-            for item in items:
-                yield fn(item)
-                bar.update()
+            yield from _serial(fn, items, bar)
             return
         with _pool(workers, items) as pool:
             try:
@@ -84,9 +88,7 @@ def map_as_completed(fn: Callable[[T], R], items: Sequence[T], *, workers: int, 
     """
     with _bar(items, desc, progress) as bar:
         if workers <= 1 or len(items) <= 1:
-            for item in items:
-                yield fn(item)
-                bar.update()
+            yield from _serial(fn, items, bar)
             return
         with _pool(workers, items) as pool:
             pending: set[Future[R]] = {pool.submit(fn, item) for item in items}
