@@ -168,7 +168,7 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
 
     ``ndims`` gives each configuration's spatial dimensionality (the short budget differs for 2D and 3D).
     """
-    config = options.training_config()
+    config = options.training_config()  # the trainer name for the completeness checks (same for 2D and 3D)
     feeds = set(cascades.values())
     todo = []
     for configuration in configurations:
@@ -195,13 +195,13 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
     def launch(job: Job, device: str) -> None:
         configuration, fold = job.payload  # type: ignore[misc]
         say("train", f"{job.key} on {device}")
+        job_config = options.training_config(ndims[configuration])
         if len(options.devices) > 1:
             _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
         else:
-            _train_in_process(workspace, name, plans_name, configuration, fold, device,
-                              options.training_config(ndims[configuration]), options)
+            _train_in_process(workspace, name, plans_name, configuration, fold, device, job_config, options)
         if configuration in feeds:
-            _write_next_stage(workspace, name, plans_name, configuration, fold, device, config, say)
+            _write_next_stage(workspace, name, plans_name, configuration, fold, device, job_config, say)
         say("train", f"{job.key} done")
 
     result = run_jobs(jobs, list(options.devices), launch)
