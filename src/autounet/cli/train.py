@@ -61,18 +61,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any) -> None:
+def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any,
+              plans: Any) -> None:
     """Final validation through the inference pipeline, and the next stage's inputs for a cascade's lowres."""
     from autounet.pipeline import ValidationOptions, validate_fold
     from autounet.pipeline.cascade import write_next_stage_predictions
-    from autounet.schemas.plans import load_plans
 
     options = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
                                 device=config.device, progress=ctx.progress)
     summary = validate_fold(workspace, dataset, args.configuration, fold, plans_name=args.plans,
                             trainer=config.trainer_name, options=options)
     print(f"validation of fold {fold}: mean foreground Dice {summary.score:.4f}")
-    plans = load_plans(workspace.plans_file(dataset, args.plans))
     if plans.configuration(args.configuration).next_stage:
         report = write_next_stage_predictions(workspace, dataset, args.configuration, fold, plans_name=args.plans,
                                               trainer=config.trainer_name, device=config.device)
@@ -83,9 +82,9 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     """Train, then print the fold folder (and the last epoch's values with ``--json``)."""
     import json
 
-    from autounet.training import TrainingConfig, train
-
     from autounet.schemas.plans import load_plans
+    from autounet.training import TrainingConfig, train
+    from autounet.workspace import fold_dir_name
 
     workspace = ctx.workspace()
     dataset = workspace.find_dataset(args.dataset)
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     fold = args.fold if args.fold == "all" else int(args.fold)
     if args.val_only:
         fold_dir = workspace.model_dir(dataset, args.configuration, plans_name=args.plans,
-                                       trainer=config.trainer_name) / f"fold_{fold}"
+                                       trainer=config.trainer_name) / fold_dir_name(fold)
     else:
         fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
                          resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if (args.validate or args.val_only) and fold != "all":
-        _validate(args, ctx, workspace, dataset, fold, config)
+        _validate(args, ctx, workspace, dataset, fold, config, plans)
     if args.json:
         lines = (fold_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines() if (
             fold_dir / "training_log.jsonl").is_file() else []
