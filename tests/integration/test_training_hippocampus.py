@@ -13,7 +13,7 @@ import pytest
 
 
 def _autounet(ws: Path, *args: str, timeout: int = 3600) -> None:
-    subprocess.run([sys.executable, "-m", "autounet", "--quiet", *args[:1], "--workspace", str(ws), *args[1:]],
+    subprocess.run([sys.executable, "-m", "autounet", *args[:1], "--quiet", "--workspace", str(ws), *args[1:]],
                    check=True, timeout=timeout)
 
 
