@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from autounet._log import get_logger
+from autounet._parallel import map_cases
 from autounet.ensembling.probabilities import (
     probability_cases,
     read_probabilities,
@@ -27,7 +28,6 @@ from autounet.ensembling.probabilities import (
     write_probabilities,
 )
 from autounet.errors import DatasetError, UsageError
-from autounet._parallel import map_cases
 from autounet.evaluation.folder import write_label_map
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import EnsembleSpec, ProbabilityRecord, save_ensemble_spec

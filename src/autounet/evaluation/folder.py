@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from autounet._log import get_logger
-from autounet.errors import DatasetError, UsageError
 from autounet._parallel import map_cases
+from autounet.errors import DatasetError, UsageError
 from autounet.evaluation.metrics import case_metrics
 from autounet.evaluation.summarize import summarize, write_per_case_csv
 from autounet.io import READERS, ImageGeometry, read_segmentation, write_segmentation

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from autounet._log import get_logger
-from autounet.errors import DatasetError
 from autounet._parallel import map_ordered
+from autounet.errors import DatasetError
 from autounet.fingerprint.crop import bbox_slices, nonzero_bbox
 from autounet.fingerprint.intensity import (
     DEFAULT_MAX_BINS,

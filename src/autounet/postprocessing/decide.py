@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from autounet._log import get_logger
-from autounet.errors import DatasetError
 from autounet._parallel import map_cases
+from autounet.errors import DatasetError
 from autounet.evaluation.folder import (
     DEFAULT_NSD_TOLERANCE_MM,
     evaluate,
