@@ -410,8 +410,16 @@ def prepare(wheels: Path) -> int:
     """Download the wheels the GPU machine lacks (CPython 3.12, manylinux x86-64) into ``wheels``."""
     wheels.mkdir(parents=True, exist_ok=True)
     platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 27, 28)] + ["--platform=manylinux2014_x86_64"]
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in WHEELS:  # the versions installed here, which are known to work together (pydantic pins its core)
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pins.append(name)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version=3.12",
-           "--implementation=cp", *platforms, "-d", str(wheels), *WHEELS]
+           "--implementation=cp", *platforms, "-d", str(wheels), *pins]
     return subprocess.call(cmd)
 
 
