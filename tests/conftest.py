@@ -15,6 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = (REPO_ROOT.parent / "shared" / "datasets").resolve()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--test-device", default="cuda", help="device of the GPU tests (-m gpu); cpu for a smoke run")
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     """``../shared/datasets`` beside the repository (read-only); tests using it are skipped when it is absent."""
