@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError, ValidationInfo
 
 from autounet._atomic import write_json_atomic
 from autounet.errors import SchemaError
@@ -41,9 +41,15 @@ def _adapter(cls: Any) -> TypeAdapter[Any]:
 def validate(cls: type[T], data: Any, *, where: str) -> T:
     """Validate ``data`` (a dict as loaded from JSON) into ``cls``; problems raise one ``SchemaError`` line."""
     try:
-        return _adapter(cls).validate_python(data)  # type: ignore[no-any-return]
+        return _adapter(cls).validate_python(data, context={"where": where})  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise SchemaError(describe(exc, where=where)) from None
+
+
+def where_of(info: ValidationInfo, default: str) -> str:
+    """The ``where`` text passed to :func:`validate` (for messages raised by field validators)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return str(context.get("where", default))
 
 
 def describe(exc: ValidationError, *, where: str) -> str:
