@@ -35,6 +35,8 @@ from autounet.inference import probabilities as _probabilities
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
+from autounet.schemas._base import make_provenance
+from autounet.schemas.results import PredictArgs, save_predict_args
 from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
 
 log = get_logger(__name__)
@@ -335,9 +337,10 @@ class Predictor:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output_dir / DATASET_JSON, self.model.dataset.to_dict())
         write_json_atomic(output_dir / PLANS_JSON, self.model.plans.to_dict())
-        write_json_atomic(output_dir / PREDICT_ARGS_JSON, {
-            "inputs": [str(s) for s in sources], "model": self.model_info(), "settings": self.settings(),
-            "save_probabilities": save_probabilities})
+        record = PredictArgs(inputs=tuple(str(s) for s in sources), model=self.model_info(),
+                             settings=self.settings(), save_probabilities=save_probabilities)
+        save_predict_args(output_dir / PREDICT_ARGS_JSON, record,
+                          provenance=make_provenance("autounet.inference.predictor"))
 
 
 def _check_images(images: np.ndarray, num_channels: int) -> np.ndarray:

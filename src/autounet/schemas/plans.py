@@ -26,7 +26,6 @@ from typing_extensions import TypedDict
 from autounet.errors import PlansError, SchemaError
 from autounet.schemas._base import (
     RECORD_CONFIG,
-    check_keys,
     dump,
     header_schema,
     json_schema,
@@ -36,11 +35,10 @@ from autounet.schemas._base import (
     validate,
     wrap,
 )
+from autounet.workspace import DEFAULT_PLANS_NAME as DEFAULT_PLANS_NAME
 
 SCHEMA = "autounet/plans"
 SCHEMA_VERSION = 1
-#: The default plans name (the reference's), used for folder names such as ``nnUNetPlans_3d_fullres``.
-DEFAULT_PLANS_NAME = "nnUNetPlans"
 
 
 @dataclass(frozen=True, config=RECORD_CONFIG)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Union  # noqa: UP035 - Union keeps the alias valid on Python 3.10
+from typing import Annotated, Any, Union  # noqa: UP035 - Union keeps the alias valid on Python 3.10
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from autounet.errors import SchemaError
@@ -37,6 +37,7 @@ POSTPROCESSING_SCHEMA = "autounet/postprocessing"
 ENSEMBLE_SCHEMA = "autounet/ensemble"
 INFERENCE_INFO_SCHEMA = "autounet/inference_information"
 PROBABILITIES_SCHEMA = "autounet/probabilities"
+PREDICT_ARGS_SCHEMA = "autounet/predict_args"
 SCHEMA_VERSION = 1
 
 #: Metric names in the order they are written (the reference's eight, then the surface metrics).
@@ -378,6 +379,45 @@ class ProbabilityRecord:
         return _record(cls, data, schema=PROBABILITIES_SCHEMA, where=where)  # type: ignore[no-any-return]
 
 
+# ---- prediction runs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, config=RECORD_CONFIG)
+class PredictArgs:
+    """What a prediction run was asked to do (``predict_args.json`` beside its outputs).
+
+    Attributes:
+        inputs: the input files or folders, as given.
+        model: the model's identity (dataset, configuration, folds, checkpoint, ...).
+        settings: the inference settings (tile step, mirroring, device, ...).
+        save_probabilities: whether probabilities were written beside the segmentations.
+    """
+
+    inputs: tuple[str, ...]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    save_probabilities: bool = False
+
+    def to_dict(self, *, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The on-disk record."""
+        return wrap(PREDICT_ARGS_SCHEMA, SCHEMA_VERSION, dump(self), provenance=provenance)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "prediction arguments") -> PredictArgs:
+        """Validate a record written by :meth:`to_dict`."""
+        return _record(cls, data, schema=PREDICT_ARGS_SCHEMA, where=where)  # type: ignore[no-any-return]
+
+
+def load_predict_args(path: str | os.PathLike[str]) -> PredictArgs:
+    """Read a ``predict_args.json``."""
+    return PredictArgs.from_dict(read_json(path, what="Prediction arguments"),
+                                 where=f"prediction arguments {os.fspath(path)}")
+
+
+def save_predict_args(path: str | os.PathLike[str], args: PredictArgs, *,
+                      provenance: Mapping[str, Any] | None = None) -> None:
+    """Write a ``predict_args.json`` atomically."""
+    save_record(path, args.to_dict(provenance=provenance))
+
+
 # ---- ensembles and model selection -----------------------------------------------------------------------------
 @dataclass(frozen=True, config=RECORD_CONFIG)
 class EnsembleSpec:
@@ -560,7 +600,8 @@ def results_json_schemas() -> dict[str, dict[str, Any]]:
              "postprocessing": (PostprocessingDecision, POSTPROCESSING_SCHEMA),
              "ensemble": (EnsembleSpec, ENSEMBLE_SCHEMA),
              "inference_information": (_InferenceInformationFile, INFERENCE_INFO_SCHEMA),
-             "probabilities": (ProbabilityRecord, PROBABILITIES_SCHEMA)}
+             "probabilities": (ProbabilityRecord, PROBABILITIES_SCHEMA),
+             "predict_args": (PredictArgs, PREDICT_ARGS_SCHEMA)}
     return {kind: header_schema(json_schema(cls), schema=schema, version=SCHEMA_VERSION)
             for kind, (cls, schema) in kinds.items()}
 
