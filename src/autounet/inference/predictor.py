@@ -28,10 +28,10 @@ import torch
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import UsageError
+from autounet.inference import probabilities as _probabilities
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
 from autounet.inference.inputs import CaseInput, discover_cases, shard
 from autounet.inference.model import LoadedModel, load_model, resolve_device
-from autounet.inference import probabilities as _probabilities
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation

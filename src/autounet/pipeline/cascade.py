@@ -266,7 +266,8 @@ def pending_next_stage_cases(workspace: Workspace, dataset_name: str, configurat
 
 
 def write_next_stage_predictions(workspace: Workspace, dataset_name: str, lowres_configuration: str,
-                                 fold: int | str, *, plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER,
+                                 fold: int | str, *, plans_name: str = DEFAULT_PLANS_NAME,
+                                 trainer: str = DEFAULT_TRAINER,
                                  device: str | torch.device = "auto", checkpoint: str = "final",
                                  use_mirroring: bool = True, overwrite: bool = False) -> NextStageReport:
     """Predict the validation cases of a low-resolution ``fold`` into every next stage's ``predicted_next_stage``.

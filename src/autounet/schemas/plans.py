@@ -279,7 +279,7 @@ class Plans:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "plans") -> Plans:
-        """Validate a plans dict of this format; every configuration is resolved and validated here, not at first use."""
+        """Validate a plans dict of this format; every configuration is resolved and validated here."""
         data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
         del data["schema"], data["schema_version"]
         data["provenance"] = data.get("provenance") or {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Union  # noqa: UP035 - Union keeps the alias valid on Python 3.10
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass
@@ -30,7 +30,7 @@ from autounet.schemas._base import (
     wrap,
 )
 
-LabelOrRegion = Union[int, tuple[int, ...]]
+LabelOrRegion = int | tuple[int, ...]
 
 SUMMARY_SCHEMA = "autounet/evaluation_summary"
 POSTPROCESSING_SCHEMA = "autounet/postprocessing"

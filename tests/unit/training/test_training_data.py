@@ -8,8 +8,6 @@ import torch
 from autounet.training.data import BatchLoader, crop_and_pad
 
 
-
-
 def _loader(store, **kw: object) -> BatchLoader:
     args = dict(batch_size=3, patch_size=(16, 16, 16), final_patch_size=(12, 12, 12), oversample=0.33, seed=7,
                 workers=2, prefetch=3)
