@@ -12,6 +12,7 @@ Each function resolves the workspace once (``workspace=`` argument, else ``AUTOU
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -184,7 +185,8 @@ def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] 
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
 
-    extra = {"configurations": tuple(configurations)} if configurations else {}
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(training_overrides), **extra)
+                         training_overrides=dict(training_overrides))
+    if configurations:
+        options = dataclasses.replace(options, configurations=tuple(configurations))
     return _run(_ws(workspace), dataset, options=options)

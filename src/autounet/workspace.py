@@ -190,7 +190,7 @@ class Workspace:
 
     def _name_from_id(self, dataset_id: int) -> str:
         prefix = f"Dataset{dataset_id:03d}_"
-        found = set()
+        found: set[str] = set()
         for root in (self.raw, self.preprocessed, self.results):
             if root.is_dir():
                 found.update(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 from autounet._atomic import write_bytes_atomic
 from autounet._log import get_logger
@@ -155,7 +156,8 @@ def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[st
     if not ref_dir.is_dir():
         msg = f"Reference segmentations not found: {ref_dir}. Preprocess the dataset first (it copies them there)."
         raise DatasetError(msg)
-    common = {"labels": labels, "nsd_tolerance_mm": nsd_tolerance_mm, "workers": workers, "progress": progress}
+    common: dict[str, Any] = {"labels": labels, "nsd_tolerance_mm": nsd_tolerance_mm, "workers": workers,
+                              "progress": progress}
 
     candidates: list[Candidate] = []
     for model in models:

@@ -36,10 +36,14 @@ log = get_logger(__name__)
 class RawDatasetLike(Protocol):
     """What extraction needs from ``autounet.dataset.RawDataset``."""
 
-    name: str
-    root: Path
-    spec: Any
-    cases: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def root(self) -> Path: ...
+    @property
+    def spec(self) -> Any: ...
+    @property
+    def cases(self) -> Mapping[str, Any]: ...
 
     def reader_name(self) -> str: ...
 

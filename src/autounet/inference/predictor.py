@@ -181,7 +181,7 @@ class Predictor:
     def predict_logits(self, data: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Fold-averaged logits of a preprocessed case (float32; on the device, or on the CPU after an OOM)."""
         config = self.model.configuration
-        kwargs = dict(patch_size=config.patch_size, num_outputs=self.model.labels.num_outputs,
+        kwargs: dict[str, Any] = dict(patch_size=config.patch_size, num_outputs=self.model.labels.num_outputs,
                       options=self.options, device=self.device)
         if self.device.type != "cuda":
             return predict_sliding_window(self.model.networks, data, **kwargs)

@@ -20,7 +20,7 @@ from autounet._atomic import write_json_atomic
 from autounet.labels import LabelSpec
 from autounet.planning.normalization import resampling_components
 from autounet.schemas.dataset import DatasetSpec
-from autounet.schemas.plans import Plans
+from autounet.schemas.plans import Plans, entries
 from autounet.training.checkpoint import FINAL, save_checkpoint
 from autounet.workspace import (
     DATASET_JSON,
@@ -62,13 +62,13 @@ def tiny_plans(*, channels: int = 1, transpose: Sequence[int] = (0, 1, 2),
         original_median_spacing_after_transp=tuple(sp), original_median_shape_after_transp=(20, 20, 20),
         image_reader_writer="simpleitk", transpose_forward=forward, transpose_backward=backward,
         foreground_intensity_properties_per_channel={},
-        configurations={
+        configurations=entries({
             "3d_fullres": tiny_configuration((16, 16, 16), sp, channels=channels),
             "3d_lowres": tiny_configuration((16, 16, 16), [2 * s for s in sp], channels=channels,
                                             next_stage=["3d_cascade_fullres"]),
             "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
             "2d": tiny_configuration((16, 16), sp[1:], channels=channels),
-        })
+        }))
 
 
 def tiny_dataset(*, channels: int = 1, file_ending: str = ".nii.gz", labels: dict[str, Any] | None = None,

@@ -10,7 +10,6 @@ form of a record, JSON Schemas, hashing, provenance and atomic saving.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
 import os
@@ -33,9 +32,14 @@ RECORD_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_
                            ser_json_inf_nan="constants")
 
 
-@functools.cache
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
 def _adapter(cls: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(cls)
+    """The (cached) pydantic adapter of a record type."""
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
 def validate(cls: type[T], data: Any, *, where: str) -> T:
@@ -94,7 +98,7 @@ def _jsonable(value: Any) -> Any:
 
 def json_schema(cls: Any) -> dict[str, Any]:
     """The JSON Schema of a record type (the body; header keys are added by :func:`header_schema`)."""
-    return _adapter(cls).json_schema(by_alias=True, mode="serialization")  # type: ignore[no-any-return]
+    return _adapter(cls).json_schema(by_alias=True, mode="serialization")
 
 
 def header_schema(body: dict[str, Any], *, schema: str, version: int) -> dict[str, Any]:

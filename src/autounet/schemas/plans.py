@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -225,6 +226,11 @@ class ConfigurationEntry(TypedDict, total=False):
     batch_dice: bool
     next_stage: list[str] | str
     previous_stage: str | None
+
+
+def entries(configurations: Mapping[str, Mapping[str, Any]]) -> dict[str, ConfigurationEntry]:
+    """Plain configuration dicts as :class:`ConfigurationEntry` values (checked when the ``Plans`` is built)."""
+    return {name: cast(ConfigurationEntry, dict(entry)) for name, entry in configurations.items()}
 
 
 @dataclass(frozen=True, config=RECORD_CONFIG)

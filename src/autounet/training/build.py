@@ -233,7 +233,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         prev_dir = workspace.model_dir(dataset_name, str(plan.previous_stage), plans_name=inputs.plans.plans_name,
                                        trainer=config.trainer_name) / PREDICTED_NEXT_STAGE_DIR / plan.name
         previous = PreviousStage(prev_dir)
-    common = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
+    common: dict[str, Any] = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
                   probabilistic=config.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
                   workers=config.workers, prefetch=config.prefetch, previous_stage=previous,
                   pin_memory=device.type == "cuda")
