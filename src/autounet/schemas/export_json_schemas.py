@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autounet.schemas.case_properties import case_properties_json_schema
 from autounet.schemas.dataset import dataset_json_schema
 from autounet.schemas.fingerprint import fingerprint_json_schema
 from autounet.schemas.plans import plans_json_schema
@@ -22,6 +23,7 @@ from autounet.schemas.training_log import training_log_json_schema
 def public_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, for every public artefact."""
     makers: dict[str, Callable[[], dict[str, Any]]] = {
+        "case_properties.schema.json": case_properties_json_schema,
         "dataset.schema.json": dataset_json_schema,
         "dataset_fingerprint.schema.json": fingerprint_json_schema,
         "plans.schema.json": plans_json_schema,
