@@ -1,8 +1,9 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Two entry points for a fresh machine: `make demo` and `make test`. `make lint` and `make docs` are the other CI checks.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -11,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-slow
+$(DEV_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[test,docs,dev]'
+	touch $(DEV_STAMP)
+
+.PHONY: install demo test test-slow lint docs
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -22,3 +27,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Style and types (configuration in pyproject.toml). Run this again after merging branches.
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Regenerate the generated pages (CLI reference, JSON Schemas), then build the site; warnings are errors.
+docs: $(DEV_STAMP)
+	$(BIN)/python -m autounet.cli._reference docs/cli.md
+	$(BIN)/python -m autounet.schemas.export_json_schemas docs/schemas > /dev/null
+	$(BIN)/mkdocs build --strict --quiet

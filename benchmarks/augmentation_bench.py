@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import REPO_ROOT, reference_env, run_reference  # noqa: E402
 

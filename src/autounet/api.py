@@ -12,12 +12,13 @@ Each function resolves the workspace once (``workspace=`` argument, else ``AUTOU
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autounet.workspace import Workspace, resolve_workspace
+from autounet.workspace import DEFAULT_PLANS_NAME, Workspace, resolve_workspace
 
 if TYPE_CHECKING:
     from autounet.dataset import ImportResult, VerificationReport
@@ -88,20 +89,20 @@ def plan(dataset: str | int | os.PathLike[str], *, preset: str = "default", gpu_
 
 
 def preprocess(dataset: str | int | os.PathLike[str], configurations: Sequence[str], *,
-               plans_name: str = "nnUNetPlans", workers: int = 2, clean: bool = False,
+               plans_name: str = DEFAULT_PLANS_NAME, workers: int = 2, clean: bool = False,
                workspace: WorkspaceLike = None) -> list[Any]:
     """``autounet preprocess``: preprocess the labelled cases for ``configurations`` (resumable)."""
+    from autounet.planning.store import read_plans_file
     from autounet.preprocessing import run as _preprocess
-    from autounet.schemas.plans import load_plans
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
-    plans = load_plans(ws.plans_file(name, plans_name))
+    plans = read_plans_file(ws.plans_file(name, plans_name))
     return _preprocess(ws, name, plans, configurations, workers=workers, clean=clean)
 
 
 def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "reference",
-          plans_name: str = "nnUNetPlans", resume: bool = False, validate: bool = True,
+          plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, validate: bool = True,
           workspace: WorkspaceLike = None, **overrides: Any) -> Path:
     """``autounet train``: train one fold (``overrides`` are TrainingConfig fields), then validate it.
 
@@ -109,13 +110,13 @@ def train(dataset: str | int, configuration: str, fold: int | str, *, budget: st
     writes ``validation/summary.json`` (skipped for fold ``all``).
     """
     from autounet.pipeline import ValidationOptions, validate_fold
-    from autounet.schemas.plans import load_plans
+    from autounet.planning.store import read_plans_file
     from autounet.training import TrainingConfig
     from autounet.training import train as _train
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
-    ndim = load_plans(ws.plans_file(name, plans_name)).configuration(configuration).ndim
+    ndim = read_plans_file(ws.plans_file(name, plans_name)).configuration(configuration).ndim
     config = TrainingConfig.preset(budget, spatial_dims=ndim, **overrides)
     fold_dir = _train(ws, name, configuration, fold, config=config, plans_name=plans_name, resume=resume)
     if validate and str(fold) != "all":
@@ -127,7 +128,7 @@ def train(dataset: str | int, configuration: str, fold: int | str, *, budget: st
 def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
             dataset: str | int | None = None, configuration: str | None = None,
             model_dir: str | os.PathLike[str] | None = None, folds: Sequence[int | str] | None = None,
-            plans_name: str = "nnUNetPlans", checkpoint: str = "final", use_mirroring: bool = True,
+            plans_name: str = DEFAULT_PLANS_NAME, checkpoint: str = "final", use_mirroring: bool = True,
             save_probabilities: bool = False, overwrite: bool = False, device: str = "auto",
             workspace: WorkspaceLike = None) -> RunReport:
     """``autounet predict``: segment a folder (or files, or DICOM series) with a trained model.
@@ -184,7 +185,8 @@ def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] 
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
 
-    extra = {"configurations": tuple(configurations)} if configurations else {}
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(training_overrides), **extra)
+                         training_overrides=dict(training_overrides))
+    if configurations:
+        options = dataclasses.replace(options, configurations=tuple(configurations))
     return _run(_ws(workspace), dataset, options=options)

@@ -139,7 +139,7 @@ class LabelSpec:
 
         t = torch.as_tensor(logits).float()
         out = torch.sigmoid(t) if self.has_regions else torch.softmax(t, dim=0)
-        return out.numpy() if isinstance(logits, np.ndarray) else out  # type: ignore[return-value]
+        return out.numpy() if isinstance(logits, np.ndarray) else out
 
     def to_segmentation(self, outputs: ArrayT, *, logits: bool = False) -> ArrayT:
         """Channel-first network outputs ``(c, ...)`` -> integer label map ``(...)``.

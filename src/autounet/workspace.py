@@ -21,6 +21,7 @@ SPLITS_JSON = "splits_final.json"
 GT_SEGMENTATIONS_DIR = "gt_segmentations"
 PLANS_JSON = "plans.json"
 DEFAULT_TRAINER = "nnUNetTrainer"
+DEFAULT_PLANS_NAME = "nnUNetPlans"  # the reference's default plans name (``nnUNetPlans.json``, ``nnUNetPlans_2d``)
 DEFAULT_ROOT_NAME = "autounet_workspace"
 DATASET_DIR_PATTERN = re.compile(r"^Dataset(\d{3})_(.+)$")
 
@@ -41,6 +42,22 @@ PREDICTED_NEXT_STAGE_DIR = "predicted_next_stage"  # 3d_lowres predictions that 
 
 # ---- prediction outputs (inference) ----------------------------------------------------------------------------
 PREDICT_ARGS_JSON = "predict_args.json"
+
+# ---- preprocessed cases (one set of files per case in a configuration's folder) --------------------------------
+CASE_DATA_SUFFIX = ".b2nd"
+CASE_SEG_SUFFIX = "_seg.b2nd"
+CASE_LOCATIONS_SUFFIX = "_locations.npz"
+CASE_PROPERTIES_SUFFIX = ".json"
+
+# ---- a fold folder of a trained model (training) ---------------------------------------------------------------
+TRAINING_CONFIG_JSON = "training_config.json"
+TRAINING_LOG_JSONL = "training_log.jsonl"
+TRAINING_LOG_TXT_PREFIX = "training_log_"  # + date and time + ".txt"
+PROGRESS_PNG = "progress.png"
+CHECKPOINT_LATEST = "checkpoint_latest.pth"
+CHECKPOINT_BEST = "checkpoint_best.pth"
+CHECKPOINT_FINAL = "checkpoint_final.pth"
+FOLD_DIR_PREFIX = "fold_"
 
 
 def folds_tag(folds: tuple[int, ...] | list[int]) -> str:
@@ -83,7 +100,7 @@ def model_dir_name(trainer: str, plans_name: str, configuration: str) -> str:
 
 def fold_dir_name(fold: int | str) -> str:
     """``fold_0`` ... ``fold_4`` or ``fold_all``."""
-    return f"fold_{fold}"
+    return f"{FOLD_DIR_PREFIX}{fold}"
 
 
 @dataclass(frozen=True)
@@ -153,7 +170,7 @@ class Workspace:
         """Folder of preprocessed cases of one configuration (``nnUNetPlans_3d_fullres``)."""
         return self.preprocessed_dataset(dataset_name) / identifier
 
-    def model_dir(self, dataset_name: str, configuration: str, *, plans_name: str = "nnUNetPlans",
+    def model_dir(self, dataset_name: str, configuration: str, *, plans_name: str = DEFAULT_PLANS_NAME,
                   trainer: str = DEFAULT_TRAINER) -> Path:
         """``results/DatasetXXX_Name/<Trainer>__<Plans>__<Config>``."""
         return self.results_dataset(dataset_name) / model_dir_name(trainer, plans_name, configuration)
@@ -173,7 +190,7 @@ class Workspace:
 
     def _name_from_id(self, dataset_id: int) -> str:
         prefix = f"Dataset{dataset_id:03d}_"
-        found = set()
+        found: set[str] = set()
         for root in (self.raw, self.preprocessed, self.results):
             if root.is_dir():
                 found.update(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))

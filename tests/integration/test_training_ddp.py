@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from autounet.schemas.training_log import read_training_log
 
 DRIVER = Path(__file__).with_name("training_driver.py")
 MODEL = "results/Dataset900_Tiny/nnUNetTrainer__nnUNetPlans__3d_fullres"
@@ -27,8 +29,12 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     fold = model / "fold_0"
     assert (fold / "checkpoint_final.pth").is_file() and (fold / "checkpoint_best.pth").is_file()
     assert len(list(fold.glob("training_log_*.txt"))) == 1  # only rank 0 writes
-    lines = (fold / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2 and all(json.loads(x)["train_losses"] == json.loads(x)["train_losses"] for x in lines)
+    records = read_training_log(fold / "training_log.jsonl", strict=True)
+    assert [r.epoch for r in records] == [0, 1]  # one writer: each epoch once
+    assert all(math.isfinite(r.train_losses) and math.isfinite(r.val_losses) for r in records)
     ckpt = torch.load(fold / "checkpoint_final.pth", weights_only=False)
     assert not any(k.startswith("module.") for k in ckpt["network_weights"])
     assert ckpt["current_epoch"] == 2
+    # the file log is the log rank 0 kept (and stored in the checkpoint), epoch by epoch
+    assert ckpt["logging"]["values"]["train_losses"] == [r.train_losses for r in records]
+    assert ckpt["logging"]["values"]["val_losses"] == [r.val_losses for r in records]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from autounet.errors import UsageError
 from autounet.sliding_window import compute_steps, gaussian_importance_map, pad_amounts
@@ -81,17 +82,38 @@ def _tiles(shape: tuple[int, ...], patch: tuple[int, ...], step: float) -> list[
     return [tuple(slice(s, s + p) for s, p in zip(starts, patch)) for starts in itertools.product(*per_axis)]
 
 
-@pytest.mark.parametrize(("shape", "patch"), [((23, 40, 31), (16, 24, 16)), ((9, 70), (8, 32)), ((8, 8, 8), (8, 8, 8))])
-def test_constant_network_reproduces_the_constant(shape: tuple[int, ...], patch: tuple[int, ...]) -> None:
-    """Gaussian-weighted tile accumulation divided by the summed weights returns a constant prediction exactly."""
-    g = gaussian_importance_map(patch).astype(np.float64)
-    acc = np.zeros(shape)
-    weight = np.zeros(shape)
-    for sl in _tiles(shape, patch, 0.5):
-        acc[sl] += 3.25 * g  # a "network" whose logits are 3.25 everywhere
-        weight[sl] += g
-    assert (weight > 0).all()  # every voxel is covered by a tile with non-zero weight
-    np.testing.assert_allclose(acc / weight, 3.25, rtol=1e-12)
+class _ConstantNetwork(torch.nn.Module):
+    """A "network" whose logits are ``value`` everywhere (channel k: ``value + k``)."""
+
+    def __init__(self, value: float, num_outputs: int) -> None:
+        super().__init__()
+        self.value, self.num_outputs = value, num_outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offsets = torch.arange(self.num_outputs, dtype=x.dtype, device=x.device)
+        shape = (x.shape[0], self.num_outputs, *x.shape[2:])
+        return (self.value + offsets.view(1, -1, *([1] * (x.ndim - 2)))).expand(shape).contiguous()
+
+
+@pytest.mark.parametrize(("shape", "patch", "mirror"), [
+    ((23, 40, 31), (16, 24, 16), ()),
+    ((23, 40, 31), (16, 24, 16), (0, 1, 2)),
+    ((3, 9, 70), (8, 32), (0, 1)),      # 2D configuration: slices of the first axis
+    ((5, 6, 7), (8, 8, 8), ()),         # smaller than the patch: padded, then cropped back
+])
+def test_constant_network_reproduces_the_constant(shape: tuple[int, ...], patch: tuple[int, ...],
+                                                 mirror: tuple[int, ...]) -> None:
+    """The library's Gaussian-weighted tile accumulation (with padding and mirroring) divided by the summed weights
+    returns a constant prediction exactly, at the input's shape."""
+    from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
+
+    data = torch.from_numpy(np.random.default_rng(0).normal(size=(1, *shape)).astype(np.float32))
+    options = SlidingWindowOptions(step=0.5, mirror_axes=mirror, tile_batch=4, precision="fp32", cpu_streams=1)
+    logits = predict_sliding_window([_ConstantNetwork(3.25, 2)], data, patch_size=patch, num_outputs=2,
+                                    options=options, device=torch.device("cpu"))
+    assert tuple(logits.shape) == (2, *shape)
+    np.testing.assert_allclose(logits[0].numpy(), 3.25, rtol=1e-6)
+    np.testing.assert_allclose(logits[1].numpy(), 4.25, rtol=1e-6)
 
 
 def test_tiles_cover_every_voxel_with_at_most_half_patch_steps() -> None:

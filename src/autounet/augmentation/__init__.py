@@ -6,8 +6,16 @@ device, and :func:`initial_patch_size` for the patch sampler.
 """
 
 from autounet.augmentation.config import PRESETS, AugmentationConfig, load, preset
-from autounet.augmentation.pipeline import (AugmentationParams, AugmentedBatch, Augmenter, build,
-                                            initial_patch_size, mirror_axes, rotation_range_deg, use_dummy_2d)
+from autounet.augmentation.pipeline import (
+                                            AugmentationParams,
+                                            AugmentedBatch,
+                                            Augmenter,
+                                            build,
+                                            initial_patch_size,
+                                            mirror_axes,
+                                            rotation_range_deg,
+                                            use_dummy_2d,
+)
 from autounet.augmentation.targets import deep_supervision_scales
 
 __all__ = [

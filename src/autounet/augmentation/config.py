@@ -82,7 +82,8 @@ class SpatialConfig:
             _check_range("spatial", "rotation_deg", self.rotation_deg, low=-360, high=360)
         _check_range("spatial", "scaling", self.scaling, low=1e-3)
         if self.segmentation_mode not in ("linear_onehot", "nearest"):
-            msg = f"augmentation spatial.segmentation_mode must be 'linear_onehot' or 'nearest', got {self.segmentation_mode!r}."
+            msg = (f"augmentation spatial.segmentation_mode must be 'linear_onehot' or 'nearest', "
+                   f"got {self.segmentation_mode!r}.")
             raise ConfigError(msg)
         if self.initial_patch not in ("reference", "covering"):
             msg = f"augmentation spatial.initial_patch must be 'reference' or 'covering', got {self.initial_patch!r}."
@@ -257,7 +258,8 @@ class AugmentationConfig:
             msg = f"{where}: expected schema {SCHEMA!r}, found {data['schema']!r}."
             raise ConfigError(msg)
         if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-            msg = f"{where}: unsupported schema_version {data['schema_version']!r} (this autounet reads {SCHEMA_VERSION})."
+            msg = (f"{where}: unsupported schema_version {data['schema_version']!r} "
+                   f"(this autounet reads {SCHEMA_VERSION}).")
             raise ConfigError(msg)
         base = preset(str(data.get("base", "default")))
         return base.with_overrides({k: v for k, v in data.items() if k in _SECTIONS},

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from autounet.augmentation import _sampling
-from autounet.augmentation.config import (BlurConfig, BrightnessConfig, ContrastConfig, GammaConfig,
-                                          NoiseConfig)
+from autounet.augmentation.config import BlurConfig, BrightnessConfig, ContrastConfig, GammaConfig, NoiseConfig
 
 _EPS = 1e-7
 

@@ -268,7 +268,7 @@ class Augmenter:
             outs = list(pool.map(run, parts))
         targets_out: torch.Tensor | list[torch.Tensor]
         if isinstance(outs[0].target, list):
-            targets_out = [torch.cat([o.target[k] for o in outs]) for k in range(len(outs[0].target))]  # type: ignore[index]
+            targets_out = [torch.cat([o.target[k] for o in outs]) for k in range(len(outs[0].target))]
         else:
             targets_out = torch.cat([o.target for o in outs])  # type: ignore[misc]
         return AugmentedBatch(torch.cat([o.image for o in outs]), targets_out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.workspace import DEFAULT_PLANS_NAME
+
 NAME = "augment-preview"
 HELP = "write a PNG of augmented training patches with their labels (what the network is trained on)"
 
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
     parser.add_argument("configuration", metavar="CONFIG", help="configuration (2d, 3d_fullres, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="PNG file to write")
-    parser.add_argument("--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
     parser.add_argument("--augmentation", default="default", metavar="PRESET|FILE",
                         help="augmentation preset (default, light, none) or JSON file (default: default)")
     parser.add_argument("-n", "--samples", type=int, default=8, metavar="N", help="patches to show (default 8)")

@@ -11,6 +11,8 @@ import math
 import os
 from typing import Any
 
+from autounet.workspace import DATASET_JSON
+
 NAME = "evaluate"
 HELP = "evaluate predicted segmentations against references (Dice, IoU, NSD, HD95; summary.json + CSV)"
 
@@ -53,7 +55,7 @@ def dataset_labels(ctx: Any, dataset: str) -> tuple[Any, str]:
 
     workspace = ctx.workspace()
     name = workspace.find_dataset(dataset)
-    for path in (workspace.preprocessed_dataset_json(name), workspace.raw_dataset(name) / "dataset.json"):
+    for path in (workspace.preprocessed_dataset_json(name), workspace.raw_dataset(name) / DATASET_JSON):
         if path.is_file():
             spec = load_dataset_spec(path)
             return LabelSpec.from_dataset_spec(spec), spec.file_ending

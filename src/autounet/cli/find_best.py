@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from autounet.cli.evaluate import default_workers
+from autounet.workspace import DEFAULT_PLANS_NAME
 
 NAME = "find-best"
 HELP = "compare trained configurations and pair ensembles by cross-validation; write inference instructions"
@@ -17,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--configurations", nargs="+", default=None, metavar="CONFIG",
                         help="configurations to compare (default 2d 3d_fullres 3d_lowres 3d_cascade_fullres; "
                              "those missing from the plans are skipped)")
-    parser.add_argument("--plans", nargs="+", default=["nnUNetPlans"], help="plans identifiers (default nnUNetPlans)")
+    parser.add_argument("--plans", nargs="+", default=[DEFAULT_PLANS_NAME],
+                        help=f"plans identifiers (default {DEFAULT_PLANS_NAME})")
     parser.add_argument("--trainer", nargs="+", default=None, help="trainer names (default nnUNetTrainer)")
     parser.add_argument("-f", "--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="folds (default 0-4)")
     parser.add_argument("--no-ensembling", action="store_true", help="compare single configurations only")

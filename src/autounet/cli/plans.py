@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.workspace import DEFAULT_PLANS_NAME
+
 NAME = "plans"
 HELP = "import a reference (nnU-Net v2) plans file, or export plans in the reference's format"
 
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     exp = sub.add_parser("export", help="write a dataset's plans in the reference's format")
     _accept_common_flags(exp)
     exp.add_argument("dataset", metavar="DATASET", help="dataset id or name")
-    exp.add_argument("--plans", default="nnUNetPlans", help="plans name (default nnUNetPlans)")
+    exp.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans name (default {DEFAULT_PLANS_NAME})")
     exp.add_argument("-o", "--output", required=True, metavar="FILE", help="output JSON file")
 
 

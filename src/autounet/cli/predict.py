@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from autounet.workspace import DEFAULT_PLANS_NAME
+
 NAME = "predict"
 HELP = "segment images with a trained model (folder, file list or DICOM series)"
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (either -d and -c, or -m)")
     model.add_argument("-d", "--dataset", help="dataset id (4) or name (Dataset004_Hippocampus) in the workspace")
     model.add_argument("-c", "--configuration", help="configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres)")
-    model.add_argument("--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    model.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
     model.add_argument("--trainer", default=None, help="trainer name in the model folder (default nnUNetTrainer)")
     model.add_argument("-m", "--model", metavar="MODEL_FOLDER",
                        help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace")

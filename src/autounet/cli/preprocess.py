@@ -6,9 +6,11 @@ import argparse
 import os
 from typing import Any
 
+from autounet.workspace import DEFAULT_PLANS_NAME
+
 NAME = "preprocess"
 HELP = "preprocess the labelled cases for the planned configurations (resumable; --clean redoes everything)"
-DEFAULT_PLANS = "nnUNetPlans"
+DEFAULT_PLANS = DEFAULT_PLANS_NAME
 
 
 def default_workers() -> int:
@@ -32,11 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def preprocess_dataset(ctx: Any, dataset_name: str, plans_name: str, configurations: list[str] | None, *,
                        workers: int | None, clean: bool, echo: bool = True) -> int:
     """Load the plans, run preprocessing and print one line per configuration (also used by ``plan --preprocess``)."""
+    from autounet.planning.store import read_plans_file
     from autounet.preprocessing import run as run_preprocessing
-    from autounet.schemas.plans import load_plans
 
     workspace = ctx.workspace()
-    plans = load_plans(workspace.plans_file(dataset_name, plans_name))
+    plans = read_plans_file(workspace.plans_file(dataset_name, plans_name))
     names = configurations or plans.configuration_names()
     summaries = run_preprocessing(workspace, dataset_name, plans, names, workers=workers or default_workers(),
                                   progress=ctx.progress, clean=clean)

@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from autounet.workspace import DEFAULT_PLANS_NAME, TRAINING_LOG_JSONL
+
 NAME = "train"
 HELP = "train one fold of one configuration (reference recipe; flags for what users change)"
 
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, dest="initial_lr", help="initial learning rate (poly schedule)")
     parser.add_argument("--batch-size", type=int, help="total batch size (default: the plans')")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="training device (default auto)")
-    parser.add_argument("--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
     parser.add_argument("--pretrained", metavar="CKPT", help="initialise from these weights (fresh start only)")
     parser.add_argument("--seed", type=int, help="base seed (default: random, stored for resume)")
     parser.add_argument("--deterministic", action="store_true", default=None,
@@ -82,13 +84,13 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     """Train, then print the fold folder (and the last epoch's values with ``--json``)."""
     import json
 
-    from autounet.schemas.plans import load_plans
+    from autounet.planning.store import read_plans_file
     from autounet.training import TrainingConfig, train
     from autounet.workspace import fold_dir_name
 
     workspace = ctx.workspace()
     dataset = workspace.find_dataset(args.dataset)
-    plans = load_plans(workspace.plans_file(dataset, args.plans))
+    plans = read_plans_file(workspace.plans_file(dataset, args.plans))
     config = TrainingConfig.preset(args.budget, spatial_dims=plans.configuration(args.configuration).ndim,
                                    **_overrides(args))
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
@@ -109,9 +111,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     if (args.validate or args.val_only) and fold != "all":
         _validate(args, ctx, workspace, dataset, fold, config, plans)
     if args.json:
-        lines = (fold_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines() if (
-            fold_dir / "training_log.jsonl").is_file() else []
-        last = json.loads(lines[-1]) if lines else None
+        from autounet.schemas.training_log import read_training_log
+
+        records = read_training_log(fold_dir / TRAINING_LOG_JSONL)
+        last = records[-1].to_dict() if records else None
         print(json.dumps({"fold_dir": str(fold_dir), "last_epoch": last}, allow_nan=True))
     else:
         print(fold_dir)

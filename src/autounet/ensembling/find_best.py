@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 from autounet._atomic import write_bytes_atomic
 from autounet._log import get_logger
@@ -27,10 +28,10 @@ from autounet.ensembling.ensemble import ensemble_crossvalidation
 from autounet.errors import DatasetError, PlansError, UsageError
 from autounet.evaluation.folder import DEFAULT_NSD_TOLERANCE_MM, evaluate
 from autounet.labels import LabelSpec
+from autounet.planning.store import read_plans_file
 from autounet.postprocessing.decide import determine
 from autounet.schemas._base import make_provenance
 from autounet.schemas.dataset import load_dataset_spec
-from autounet.schemas.plans import load_plans
 from autounet.schemas.results import (
     EvaluationSummary,
     InferenceInformation,
@@ -40,6 +41,7 @@ from autounet.schemas.results import (
 )
 from autounet.workspace import (
     DATASET_JSON,
+    DEFAULT_PLANS_NAME,
     DEFAULT_TRAINER,
     ENSEMBLES_DIR,
     INFERENCE_INFORMATION_JSON,
@@ -96,7 +98,7 @@ def available_models(workspace: Workspace, dataset: str, *, trainers: Sequence[s
 
 
 def _configuration_names(plans_file: Path) -> list[str] | None:
-    return load_plans(plans_file).configuration_names() if plans_file.is_file() else None
+    return read_plans_file(plans_file).configuration_names() if plans_file.is_file() else None
 
 
 def previous_stage(model_dir: Path, configuration: str) -> str | None:
@@ -105,7 +107,7 @@ def previous_stage(model_dir: Path, configuration: str) -> str | None:
     if not plans_file.is_file():
         return None
     try:
-        value = load_plans(plans_file).resolved_dict(configuration).get("previous_stage")
+        value = read_plans_file(plans_file).resolved_dict(configuration).get("previous_stage")
     except PlansError:
         return None
     return None if value is None else str(value)
@@ -121,7 +123,7 @@ def _best(candidates: Sequence[Candidate]) -> Candidate:
 
 
 def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[str] = DEFAULT_CONFIGURATIONS,
-              trainers: Sequence[str] = (DEFAULT_TRAINER,), plans: Sequence[str] = ("nnUNetPlans",),
+              trainers: Sequence[str] = (DEFAULT_TRAINER,), plans: Sequence[str] = (DEFAULT_PLANS_NAME,),
               folds: Sequence[int] = (0, 1, 2, 3, 4), allow_ensembling: bool = True,
               nsd_tolerance_mm: float | None = DEFAULT_NSD_TOLERANCE_MM, workers: int = 1, progress: bool = False,
               workspace_flag: str | None = None) -> InferenceInformation:
@@ -154,7 +156,8 @@ def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[st
     if not ref_dir.is_dir():
         msg = f"Reference segmentations not found: {ref_dir}. Preprocess the dataset first (it copies them there)."
         raise DatasetError(msg)
-    common = {"labels": labels, "nsd_tolerance_mm": nsd_tolerance_mm, "workers": workers, "progress": progress}
+    common: dict[str, Any] = {"labels": labels, "nsd_tolerance_mm": nsd_tolerance_mm, "workers": workers,
+                              "progress": progress}
 
     candidates: list[Candidate] = []
     for model in models:

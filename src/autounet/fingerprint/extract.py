@@ -28,6 +28,7 @@ from autounet.fingerprint.intensity import (
 )
 from autounet.schemas._base import make_provenance
 from autounet.schemas.fingerprint import Fingerprint, load_fingerprint, save_fingerprint
+from autounet.workspace import DATASET_JSON
 
 log = get_logger(__name__)
 
@@ -35,10 +36,14 @@ log = get_logger(__name__)
 class RawDatasetLike(Protocol):
     """What extraction needs from ``autounet.dataset.RawDataset``."""
 
-    name: str
-    root: Path
-    spec: Any
-    cases: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def root(self) -> Path: ...
+    @property
+    def spec(self) -> Any: ...
+    @property
+    def cases(self) -> Mapping[str, Any]: ...
 
     def reader_name(self) -> str: ...
 
@@ -204,7 +209,7 @@ def dataset_signature(raw_dataset: RawDatasetLike) -> str:
     keeps it), size and modification time, plus dataset.json's content."""
     h = hashlib.sha256()
     root = Path(raw_dataset.root)
-    spec_file = root / "dataset.json"
+    spec_file = root / DATASET_JSON
     if spec_file.is_file():
         h.update(spec_file.read_bytes())
     for cid, files in raw_dataset.cases.items():

@@ -26,6 +26,7 @@ TOTAL_SAMPLES = 1e8  # the reference writes 10e7, which is 1e8
 SEED = 1234
 PERCENTILES = (0.5, 50.0, 99.5)
 DEFAULT_MAX_BINS = 1 << 20
+_FLOAT32 = np.dtype(np.float32)
 
 
 def samples_per_case(num_cases: int) -> int:
@@ -43,7 +44,7 @@ class Histogram:
     counts: np.ndarray
 
     @classmethod
-    def empty(cls, dtype: np.dtype = np.dtype(np.float32)) -> Histogram:
+    def empty(cls, dtype: np.dtype = _FLOAT32) -> Histogram:
         return cls(np.empty(0, dtype), np.empty(0, dtype), np.empty(0, np.int64))
 
     @property

@@ -22,11 +22,11 @@ from autounet import networks
 from autounet._log import get_logger
 from autounet.errors import CheckpointError, UsageError
 from autounet.labels import LabelSpec
-from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.planning.store import read_plans_file
+from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.schemas.plans import ConfigurationPlan, Plans
 from autounet.training.checkpoint import BEST, FINAL, LATEST, load_checkpoint, strip_module_prefix
-from autounet.workspace import DATASET_JSON, PLANS_JSON, fold_dir_name
+from autounet.workspace import DATASET_JSON, FOLD_DIR_PREFIX, PLANS_JSON, fold_dir_name
 
 log = get_logger(__name__)
 
@@ -46,8 +46,8 @@ def checkpoint_file_name(checkpoint: str) -> str:
 def detect_folds(model_dir: Path, checkpoint_name: str) -> list[str]:
     """The ``fold_<k>`` folders holding ``checkpoint_name`` (``fold_all`` excluded), in numeric order."""
     found = []
-    for d in sorted(model_dir.glob("fold_*")):
-        fold = d.name[len("fold_"):]
+    for d in sorted(model_dir.glob(f"{FOLD_DIR_PREFIX}*")):
+        fold = d.name[len(FOLD_DIR_PREFIX):]
         if fold != "all" and (d / checkpoint_name).is_file():
             found.append(fold)
     return sorted(found, key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else 0, f))

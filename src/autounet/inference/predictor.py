@@ -28,13 +28,15 @@ import torch
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import UsageError
+from autounet.inference import probabilities as _probabilities
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
 from autounet.inference.inputs import CaseInput, discover_cases, shard
 from autounet.inference.model import LoadedModel, load_model, resolve_device
-from autounet.inference import probabilities as _probabilities
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
+from autounet.schemas._base import make_provenance
+from autounet.schemas.results import PredictArgs, save_predict_args
 from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
 
 log = get_logger(__name__)
@@ -179,7 +181,7 @@ class Predictor:
     def predict_logits(self, data: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Fold-averaged logits of a preprocessed case (float32; on the device, or on the CPU after an OOM)."""
         config = self.model.configuration
-        kwargs = dict(patch_size=config.patch_size, num_outputs=self.model.labels.num_outputs,
+        kwargs: dict[str, Any] = dict(patch_size=config.patch_size, num_outputs=self.model.labels.num_outputs,
                       options=self.options, device=self.device)
         if self.device.type != "cuda":
             return predict_sliding_window(self.model.networks, data, **kwargs)
@@ -335,9 +337,10 @@ class Predictor:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output_dir / DATASET_JSON, self.model.dataset.to_dict())
         write_json_atomic(output_dir / PLANS_JSON, self.model.plans.to_dict())
-        write_json_atomic(output_dir / PREDICT_ARGS_JSON, {
-            "inputs": [str(s) for s in sources], "model": self.model_info(), "settings": self.settings(),
-            "save_probabilities": save_probabilities})
+        record = PredictArgs(inputs=tuple(str(s) for s in sources), model=self.model_info(),
+                             settings=self.settings(), save_probabilities=save_probabilities)
+        save_predict_args(output_dir / PREDICT_ARGS_JSON, record,
+                          provenance=make_provenance("autounet.inference.predictor"))
 
 
 def _check_images(images: np.ndarray, num_channels: int) -> np.ndarray:

@@ -132,7 +132,7 @@ def tile_grid(shape: Sequence[int], patch: Sequence[int], step: float) -> TileGr
         msg = f"Patch size {patch} must have 2 or 3 entries."
         raise UsageError(msg)
     starts = np.array(list(itertools.product(*per_axis)), dtype=np.int64).reshape(-1, 3)
-    return TileGrid(starts=starts, patch3=patch3, squeeze=len(patch) == 2)  # type: ignore[arg-type]
+    return TileGrid(starts=starts, patch3=patch3, squeeze=len(patch) == 2)
 
 
 def gaussian_weights(patch: Sequence[int], *, device: torch.device, use_gaussian: bool = True) -> torch.Tensor:

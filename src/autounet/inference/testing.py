@@ -20,9 +20,16 @@ from autounet._atomic import write_json_atomic
 from autounet.labels import LabelSpec
 from autounet.planning.normalization import resampling_components
 from autounet.schemas.dataset import DatasetSpec
-from autounet.schemas.plans import Plans
+from autounet.schemas.plans import Plans, entries
 from autounet.training.checkpoint import FINAL, save_checkpoint
-from autounet.workspace import DATASET_JSON, DEFAULT_TRAINER, PLANS_JSON, fold_dir_name, model_dir_name
+from autounet.workspace import (
+    DATASET_JSON,
+    DEFAULT_PLANS_NAME,
+    DEFAULT_TRAINER,
+    PLANS_JSON,
+    fold_dir_name,
+    model_dir_name,
+)
 
 TINY_LABELS = {"background": 0, "liver": 1, "tumour": 2}
 
@@ -51,17 +58,17 @@ def tiny_plans(*, channels: int = 1, transpose: Sequence[int] = (0, 1, 2),
     backward = tuple(sorted(range(3), key=lambda k: forward[k]))
     sp = [float(spacing[t]) for t in forward]
     return Plans(
-        dataset_name="Dataset900_Tiny", plans_name="nnUNetPlans", planner="test",
+        dataset_name="Dataset900_Tiny", plans_name=DEFAULT_PLANS_NAME, planner="test",
         original_median_spacing_after_transp=tuple(sp), original_median_shape_after_transp=(20, 20, 20),
         image_reader_writer="simpleitk", transpose_forward=forward, transpose_backward=backward,
         foreground_intensity_properties_per_channel={},
-        configurations={
+        configurations=entries({
             "3d_fullres": tiny_configuration((16, 16, 16), sp, channels=channels),
             "3d_lowres": tiny_configuration((16, 16, 16), [2 * s for s in sp], channels=channels,
                                             next_stage=["3d_cascade_fullres"]),
             "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
             "2d": tiny_configuration((16, 16), sp[1:], channels=channels),
-        })
+        }))
 
 
 def tiny_dataset(*, channels: int = 1, file_ending: str = ".nii.gz", labels: dict[str, Any] | None = None,

@@ -45,7 +45,7 @@ def _read_spacing(path: Path, *, segmentation: bool) -> tuple[float, float, floa
     if len(values) != 3 or min(values) <= 0:
         msg = f"Spacing file {side} (for {path.name}) must hold 3 positive values, got {spacing}."
         raise ImageIOError(msg)
-    return values  # type: ignore[return-value]
+    return values
 
 
 @register("Tiff3DIO")

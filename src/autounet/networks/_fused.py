@@ -50,7 +50,7 @@ def _ncs_like(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 class _InstanceNormAct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 residual: torch.Tensor | None, eps: float, slope: float | None) -> torch.Tensor:
         xv = _nsc(x)
         var, mean = torch.var_mean(xv, dim=1, correction=0, keepdim=True)
@@ -72,7 +72,7 @@ class _InstanceNormAct(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight, mean, rstd, y = ctx.saved_tensors
         g = _nsc(grad_out)
         if ctx.slope is not None:

@@ -95,7 +95,8 @@ def _check(spec: NetworkSpec, *, in_channels: int, num_outputs: int) -> None:
         raise ConfigError(msg)
     per_stage: Sequence[Sequence[int]] = (*spec.kernel_sizes, *spec.strides)
     if any(len(v) != spec.ndim for v in per_stage):
-        msg = f"{where}: every kernel size and stride must have {spec.ndim} entries ({spec.kernel_sizes}, {spec.strides})."
+        msg = (f"{where}: every kernel size and stride must have {spec.ndim} entries "
+               f"({spec.kernel_sizes}, {spec.strides}).")
         raise ConfigError(msg)
     if any(int(k) < 1 or int(k) % 2 == 0 for ks in spec.kernel_sizes for k in ks):
         msg = f"{where}: kernel sizes must be odd and positive for 'same' padding, got {spec.kernel_sizes}."

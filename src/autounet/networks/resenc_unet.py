@@ -6,6 +6,8 @@ A stem conv block (``in_channels → features[0]``, kernel ``kernel_sizes[0]``, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,7 +22,7 @@ class ResidualEncoder(nn.Module):
 
     def __init__(self, spec: NetworkSpec, in_channels: int) -> None:
         super().__init__()
-        kw = {"bias": spec.conv_bias, "norm": spec.norm, "nonlin": spec.nonlin}
+        kw: dict[str, Any] = {"bias": spec.conv_bias, "norm": spec.norm, "nonlin": spec.nonlin}
         feats = spec.features_per_stage
         self.stem = ConvNormAct(spec.ndim, in_channels, feats[0], spec.kernel_sizes[0], 1, **kw)
         stages = []

@@ -35,7 +35,7 @@ from autounet._log import get_logger
 from autounet.errors import DatasetError, PlansError, UsageError
 from autounet.labels import LabelSpec
 from autounet.schemas.plans import ComponentSpec, Plans
-from autounet.workspace import DEFAULT_TRAINER, PREDICTED_NEXT_STAGE_DIR, Workspace, fold_dir_name
+from autounet.workspace import DEFAULT_PLANS_NAME, DEFAULT_TRAINER, PREDICTED_NEXT_STAGE_DIR, Workspace, fold_dir_name
 
 if TYPE_CHECKING:
     from autounet.preprocessing import CaseStore
@@ -67,7 +67,7 @@ class NextStageReport:
 
 # ---- paths and plans ----------------------------------------------------------------------------------------------
 def next_stage_dir(workspace: Workspace, dataset_name: str, configuration: str, next_stage: str, *,
-                   plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER) -> Path:
+                   plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER) -> Path:
     """``results/<Dataset>/<Trainer>__<Plans>__<configuration>/predicted_next_stage/<next_stage>``."""
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=trainer)
     return model_dir / PREDICTED_NEXT_STAGE_DIR / next_stage
@@ -236,14 +236,14 @@ def _checkpoint_time(model_dir: Path, fold: int | str, checkpoint: str) -> float
 def _fold_plan(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
                plans_name: str) -> tuple[Plans, list[str], list[str]]:
     """The plans, the fold's validation cases and the next stages of ``configuration``."""
+    from autounet.planning.store import read_plans_file
     from autounet.preprocessing import CaseStore
-    from autounet.schemas.plans import load_plans
     from autounet.training.splits import fold_cases
 
     if str(fold) == "all":
         msg = "Fold 'all' has no validation cases: the cascade's inputs come from folds 0, 1, ... of 3d_lowres."
         raise UsageError(msg)
-    plans = load_plans(workspace.plans_file(dataset_name, plans_name))
+    plans = read_plans_file(workspace.plans_file(dataset_name, plans_name))
     config = plans.configuration(configuration)
     if not config.next_stage:
         msg = f"Configuration {configuration!r} of plans {plans_name!r} has no next_stage: it feeds no cascade."
@@ -254,7 +254,7 @@ def _fold_plan(workspace: Workspace, dataset_name: str, configuration: str, fold
 
 
 def pending_next_stage_cases(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
-                             plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER,
+                             plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER,
                              checkpoint: str = "final") -> list[str]:
     """Validation cases of ``fold`` without a current next-stage file for some next stage (empty: all done)."""
     _, val_cases, stages = _fold_plan(workspace, dataset_name, configuration, fold, plans_name=plans_name)
@@ -266,7 +266,8 @@ def pending_next_stage_cases(workspace: Workspace, dataset_name: str, configurat
 
 
 def write_next_stage_predictions(workspace: Workspace, dataset_name: str, lowres_configuration: str,
-                                 fold: int | str, *, plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER,
+                                 fold: int | str, *, plans_name: str = DEFAULT_PLANS_NAME,
+                                 trainer: str = DEFAULT_TRAINER,
                                  device: str | torch.device = "auto", checkpoint: str = "final",
                                  use_mirroring: bool = True, overwrite: bool = False) -> NextStageReport:
     """Predict the validation cases of a low-resolution ``fold`` into every next stage's ``predicted_next_stage``.

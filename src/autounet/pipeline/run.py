@@ -103,7 +103,7 @@ class RunSummary:
 StepCallback = Callable[[str, str], None]
 
 
-def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None = None,
+def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options: RunOptions | None = None,
         on_step: StepCallback | None = None) -> RunSummary:
     """Run the whole method on a raw dataset of ``workspace`` and return what was done and chosen.
 

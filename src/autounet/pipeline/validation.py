@@ -17,7 +17,14 @@ from autounet.evaluation import EvaluationSummary, evaluate
 from autounet.inference import Predictor
 from autounet.labels import LabelSpec
 from autounet.training import fold_cases
-from autounet.workspace import DEFAULT_TRAINER, SUMMARY_JSON, VALIDATION_DIR, Workspace, fold_dir_name
+from autounet.workspace import (
+    DEFAULT_PLANS_NAME,
+    DEFAULT_TRAINER,
+    SUMMARY_JSON,
+    VALIDATION_DIR,
+    Workspace,
+    fold_dir_name,
+)
 
 log = get_logger(__name__)
 
@@ -46,21 +53,21 @@ class ValidationOptions:
 
 
 def validation_dir(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
-                   plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER) -> Path:
+                   plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER) -> Path:
     """``results/<Dataset>/<Trainer>__<Plans>__<Config>/fold_X/validation``."""
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=trainer)
     return model_dir / fold_dir_name(fold) / VALIDATION_DIR
 
 
 def is_validated(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
-                 plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER) -> bool:
+                 plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER) -> bool:
     """Whether the fold's ``validation/summary.json`` exists."""
     folder = validation_dir(workspace, dataset_name, configuration, fold, plans_name=plans_name, trainer=trainer)
     return (folder / SUMMARY_JSON).is_file()
 
 
 def validate_fold(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
-                  plans_name: str = "nnUNetPlans", trainer: str = DEFAULT_TRAINER,
+                  plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER,
                   options: ValidationOptions | None = None) -> EvaluationSummary:
     """Predict the validation cases of ``fold`` from the raw images and write ``validation/summary.json``.
 

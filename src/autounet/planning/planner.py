@@ -26,7 +26,7 @@ from autounet.planning.spacing import fullres_target_spacing, median_resampled_s
 from autounet.planning.topology import Topology, pool_and_conv_props
 from autounet.schemas._base import make_provenance
 from autounet.schemas.fingerprint import Fingerprint
-from autounet.schemas.plans import ConfigurationPlan, NetworkSpec, Plans
+from autounet.schemas.plans import ConfigurationPlan, NetworkSpec, Plans, entries
 
 log = get_logger(__name__)
 
@@ -244,11 +244,14 @@ class _Planner:
                                   max_dataset_covered=self.preset.max_dataset_covered)
         norms = normalization_components(self.facts.channel_names,
                                          self.fingerprint.median_relative_size_after_cropping)
+        resampling = resampling_components()
         config = ConfigurationPlan(
             name=name, data_identifier=data_identifier, preprocessor="default", batch_size=batch.batch_size,
             patch_size=topology.patch_size, median_image_size_in_voxels=tuple(float(m) for m in median_shape),
             spacing=tuple(float(s) for s in spacing), normalization=norms, network=self.network_spec(topology),
-            batch_dice=False, **resampling_components())
+            batch_dice=False, resampling_data=resampling["resampling_data"],
+            resampling_seg=resampling["resampling_seg"],
+            resampling_probabilities=resampling["resampling_probabilities"])
         explanation = ex.ConfigurationExplanation(
             name=name, spacing=config.spacing, median_shape=config.median_image_size_in_voxels,
             initial_patch_size=initial, budget=budget, ref_batch_size=REF_BATCH_SIZE[ndim],
@@ -352,7 +355,7 @@ class _Planner:
             image_reader_writer=image_reader, transpose_forward=forward, transpose_backward=backward,
             foreground_intensity_properties_per_channel={
                 str(i): p.to_dict() for i, p in enumerate(fp.foreground_intensity_properties_per_channel)},
-            configurations=out, provenance=provenance)
+            configurations=entries(out), provenance=provenance)
 
 
 def _replace(config: ConfigurationPlan, **changes: Any) -> ConfigurationPlan:

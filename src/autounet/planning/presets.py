@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autounet.registry import Registry
+from autounet.workspace import DEFAULT_PLANS_NAME
 
 PLAIN_ENCODER_BLOCKS = (2,) * 14
 PLAIN_DECODER_CONVS = (2,) * 13
@@ -61,7 +62,7 @@ class PlannerPreset:
 PRESETS: Registry[PlannerPreset] = Registry("planner preset")
 
 _DEFAULT = PlannerPreset(
-    name="default", reference_class="ExperimentPlanner", plans_name="nnUNetPlans", network="plain_unet",
+    name="default", reference_class="ExperimentPlanner", plans_name=DEFAULT_PLANS_NAME, network="plain_unet",
     gpu_memory_gb=8, reference_gb=8, reference_value_3d=560_000_000, reference_value_2d=85_000_000,
     max_dataset_covered=0.05, encoder_blocks=PLAIN_ENCODER_BLOCKS, decoder_convs=PLAIN_DECODER_CONVS,
     batch_corrected_shrink=True, shares_default_data=False)

@@ -17,7 +17,7 @@ from typing import Any
 from autounet.errors import PlansError
 from autounet.planning.presets import PRESETS, preset_for_reference_class
 from autounet.schemas._base import make_provenance, sha256_of
-from autounet.schemas.plans import Plans
+from autounet.schemas.plans import Plans, entries
 
 NORMALIZATION_CLASSES = {
     "CTNormalization": "ct", "NoNormalization": "none", "ZScoreNormalization": "zscore",
@@ -94,7 +94,7 @@ def import_plans(data: Mapping[str, Any], *, where: str = "reference plans") -> 
         foreground_intensity_properties_per_channel={
             str(k): {kk: float(vv) for kk, vv in v.items()}
             for k, v in data["foreground_intensity_properties_per_channel"].items()},
-        configurations=configurations,
+        configurations=entries(configurations),
         provenance=make_provenance("autounet.planning.reference:import", upstream_sha256=sha256_of(data)),
     )
     for name in plans.configurations:  # resolves inheritance and validates every configuration
@@ -245,7 +245,7 @@ def export_plans(plans: Plans) -> dict[str, Any]:
         "image_reader_writer": readers.get(plans.image_reader_writer, plans.image_reader_writer),
         "transpose_forward": list(plans.transpose_forward),
         "transpose_backward": list(plans.transpose_backward),
-        "configurations": {name: _export_configuration(name, cfg)
+        "configurations": {name: _export_configuration(name, dict(cfg))
                            for name, cfg in plans.configurations.items()},
         "experiment_planner_used": reference_class,
         "label_manager": "LabelManager",

@@ -51,7 +51,7 @@ def write_plans(path: str | os.PathLike[str], plans: Plans, *, keep_existing: bo
     return merged
 
 
-def plan_dataset(workspace: Workspace, dataset: str | int, *, preset: str = "default",
+def plan_dataset(workspace: Workspace, dataset: str | int | os.PathLike[str], *, preset: str = "default",
                  gpu_memory_gb: float | None = None, plans_name: str | None = None,
                  target_spacing: Sequence[float] | None = None, configurations: Iterable[str] | None = None,
                  clean: bool = False, workers: int = 1, progress: bool = False) -> tuple[PlanningResult, Path]:

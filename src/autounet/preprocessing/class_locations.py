@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ DEFAULT_SEED = 1234
 MAX_SAMPLES = 10000
 MIN_FRACTION = 0.01
 
-ClassKey = Union[int, tuple[int, ...]]
+ClassKey = int | tuple[int, ...]
 
 
 class LabelInfo(Protocol):

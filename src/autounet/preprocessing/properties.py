@@ -21,10 +21,8 @@ from autounet._atomic import write_bytes_atomic, write_json_atomic
 from autounet.errors import SchemaError
 from autounet.io.geometry import ImageGeometry
 from autounet.preprocessing.class_locations import ClassKey
-from autounet.schemas._base import check_keys, read_json, unwrap, wrap
-
-SCHEMA = "autounet/case_properties"
-SCHEMA_VERSION = 1
+from autounet.schemas._base import read_json, unwrap, validate, wrap
+from autounet.schemas.case_properties import SCHEMA, SCHEMA_VERSION, CasePropertiesFile
 
 _REFERENCE_NAMES = {
     "spacing": "original_spacing",
@@ -98,32 +96,27 @@ class CaseProperties:
                        where: str = "case properties") -> CaseProperties:
         """Inverse of :meth:`to_json_dict` (class locations are passed in, read from the ``.npz``)."""
         data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
-        body = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
-        required = ("case_id", "configuration", "plans_sha256", "geometry", "original_spacing", "transpose_forward",
-                    "shape_before_cropping", "bbox_used_for_cropping", "shape_after_cropping_and_before_resampling",
-                    "spacing_after_resampling", "shape_after_resampling", "class_location_keys")
-        check_keys(body, required=required, allowed=("annotated_key",), where=where)
-        keys = [_key_from_json(k) for k in body["class_location_keys"]]
+        body = validate(CasePropertiesFile, {k: v for k, v in data.items() if k not in ("schema", "schema_version")},
+                        where=where)
+        keys = [_key_from_json(k) for k in body.class_location_keys]
         locations = dict(class_locations or {})
         if set(locations) != set(keys):
             msg = f"{where}: class locations {sorted(map(str, locations))} do not match the keys {keys}."
             raise SchemaError(msg)
-        annotated = body.get("annotated_key")
         return cls(
-            case_id=str(body["case_id"]),
-            configuration=str(body["configuration"]),
-            plans_sha256=str(body["plans_sha256"]),
-            geometry=ImageGeometry.from_dict(body["geometry"]),
-            original_spacing=_tuple(body["original_spacing"], float),
-            transpose_forward=_tuple(body["transpose_forward"], int),
-            shape_before_cropping=_tuple(body["shape_before_cropping"], int),
-            bbox_used_for_cropping=tuple((int(a), int(b)) for a, b in body["bbox_used_for_cropping"]),
-            shape_after_cropping_and_before_resampling=_tuple(body["shape_after_cropping_and_before_resampling"],
-                                                              int),
-            spacing_after_resampling=_tuple(body["spacing_after_resampling"], float),
-            shape_after_resampling=_tuple(body["shape_after_resampling"], int),
+            case_id=body.case_id,
+            configuration=body.configuration,
+            plans_sha256=body.plans_sha256,
+            geometry=ImageGeometry.from_dict(body.geometry),
+            original_spacing=_tuple(body.original_spacing, float),
+            transpose_forward=_tuple(body.transpose_forward, int),
+            shape_before_cropping=_tuple(body.shape_before_cropping, int),
+            bbox_used_for_cropping=body.bbox_used_for_cropping,
+            shape_after_cropping_and_before_resampling=_tuple(body.shape_after_cropping_and_before_resampling, int),
+            spacing_after_resampling=_tuple(body.spacing_after_resampling, float),
+            shape_after_resampling=_tuple(body.shape_after_resampling, int),
             class_locations={k: locations[k] for k in keys},
-            annotated_key=tuple(int(x) for x in annotated) if annotated is not None else None,
+            annotated_key=body.annotated_key,
         )
 
 
@@ -136,7 +129,7 @@ def _key_to_json(key: ClassKey) -> int | list[int]:
 
 
 def _key_from_json(value: Any) -> ClassKey:
-    return tuple(int(v) for v in value) if isinstance(value, list) else int(value)
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else int(value)
 
 
 def save_properties(json_path: str | os.PathLike[str], locations_path: str | os.PathLike[str],

@@ -134,7 +134,7 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
     Args:
         workspace: the workspace (raw data is read from ``workspace.raw``).
         dataset_name: ``DatasetXXX_Name``.
-        plans: the plans (``autounet.schemas.plans.load_plans``).
+        plans: the plans (``autounet.planning.store.read_plans_file``).
         configurations: configuration names; ones that share a data identifier are processed once.
         workers: worker processes (1 runs in this process).
         progress: show a progress bar on stderr.

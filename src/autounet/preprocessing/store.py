@@ -27,11 +27,12 @@ import numpy as np
 from autounet._atomic import atomic_path
 from autounet.errors import DatasetError
 from autounet.preprocessing.properties import CaseProperties, load_properties, save_properties
+from autounet.workspace import CASE_DATA_SUFFIX, CASE_LOCATIONS_SUFFIX, CASE_PROPERTIES_SUFFIX, CASE_SEG_SUFFIX
 
-DATA_SUFFIX = ".b2nd"
-SEG_SUFFIX = "_seg.b2nd"
-LOCATIONS_SUFFIX = "_locations.npz"
-PROPERTIES_SUFFIX = ".json"
+DATA_SUFFIX = CASE_DATA_SUFFIX
+SEG_SUFFIX = CASE_SEG_SUFFIX
+LOCATIONS_SUFFIX = CASE_LOCATIONS_SUFFIX
+PROPERTIES_SUFFIX = CASE_PROPERTIES_SUFFIX
 
 MAX_BLOCK_BYTES = 128 * 1024
 MAX_CHUNK_BYTES = 6 * 1024 ** 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -36,20 +35,22 @@ from autounet.report.stats import (
 )
 from autounet.schemas.dataset import load_dataset_spec
 from autounet.schemas.results import EvaluationSummary, InferenceInformation, load_inference_information, load_summary
+from autounet.schemas.training_log import read_training_log
 from autounet.workspace import (
     DATASET_JSON,
     INFERENCE_INFORMATION_JSON,
     POSTPROCESSED_DIR,
+    PROGRESS_PNG,
     REPORT_DIR,
     REPORT_HTML,
     SUMMARY_JSON,
+    TRAINING_LOG_JSONL,
     Workspace,
     fold_dir_name,
 )
 
 log = get_logger(__name__)
-TRAINING_LOG = "training_log.jsonl"
-PROGRESS_PNG = "progress.png"
+TRAINING_LOG = TRAINING_LOG_JSONL
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,7 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("Skipping a malformed line in %s.", path)
-    return records
+    return [record.to_dict() for record in read_training_log(path)]
 
 
 def _curves_section(workspace: Workspace, dataset: str, info: InferenceInformation) -> str:

@@ -1,8 +1,10 @@
 """Helpers for typed, versioned artefact records (dataset spec, fingerprint, plans, configs, summaries).
 
 Every artefact file is a JSON object with ``schema``, ``schema_version`` and (for derived artefacts) a
-``provenance`` block. Each schema module defines its record dataclasses plus one ``load``/``save`` pair; this
-module holds what they share: reading JSON with clear errors, key checks, hashing, provenance and atomic saving.
+``provenance`` block. Each schema module defines its records as frozen pydantic dataclasses (validated on
+construction, so they behave like plain dataclasses for callers) plus one ``load``/``save`` pair; this module holds
+what they share: reading JSON with clear errors, validation errors as one-line ``SchemaError`` messages, the JSON
+form of a record, JSON Schemas, hashing, provenance and atomic saving.
 """
 
 from __future__ import annotations
@@ -13,13 +15,100 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, ValidationInfo
 
 from autounet._atomic import write_json_atomic
 from autounet.errors import SchemaError
 
 PACKAGE_VERSION = "0.1.0"
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
+
+#: Configuration of every record: unknown keys are errors, numbers are accepted where text is expected (reference
+#: files write ids as numbers), fields are filled by name or by their on-disk alias, NaN is written as ``NaN``.
+RECORD_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_by_name=True, validate_by_alias=True,
+                           ser_json_inf_nan="constants")
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: Any) -> TypeAdapter[Any]:
+    """The (cached) pydantic adapter of a record type."""
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
+
+
+def validate(cls: type[T], data: Any, *, where: str) -> T:
+    """Validate ``data`` (a dict as loaded from JSON) into ``cls``; problems raise one ``SchemaError`` line."""
+    try:
+        return _adapter(cls).validate_python(data, context={"where": where})  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise SchemaError(describe(exc, where=where)) from None
+
+
+def where_of(info: ValidationInfo, default: str) -> str:
+    """The ``where`` text passed to :func:`validate` (for messages raised by field validators)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return str(context.get("where", default))
+
+
+def describe(exc: ValidationError, *, where: str) -> str:
+    """One line for a pydantic ``ValidationError``: missing keys, unknown keys, or the first bad value."""
+    errors = exc.errors(include_url=False)
+    missing = [_loc(e["loc"]) for e in errors if e["type"] == "missing"]
+    unknown = [_loc(e["loc"]) for e in errors if e["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
+    if missing:
+        return f"{where}: missing key(s) {', '.join(missing)}."
+    if unknown:
+        return f"{where}: unknown key(s) {', '.join(unknown)}."
+    first = errors[0]
+    at = f" {_loc(first['loc'])}" if first["loc"] else ""
+    text = str(first["msg"]).removeprefix("Value error, ")
+    shown = "" if first["type"] == "value_error" else f" (got {first.get('input')!r})"
+    return f"{where}:{at} {text}{shown}."
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def dump(record: Any, *, omit_empty: Iterable[str] = ()) -> dict[str, Any]:
+    """The JSON form of a record (aliases as keys, tuples as lists); keys in ``omit_empty`` are left out when
+    their value is ``None`` or empty."""
+    out: dict[str, Any] = _adapter(type(record)).dump_python(record, mode="python", by_alias=True)
+    out = _jsonable(out)
+    for key in omit_empty:
+        if key in out and (out[key] is None or out[key] == [] or out[key] == {} or out[key] == ()):
+            del out[key]
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples as lists, recursively (``mode="json"`` would turn NaN into None and keys of other types into text)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def json_schema(cls: Any) -> dict[str, Any]:
+    """The JSON Schema of a record type (the body; header keys are added by :func:`header_schema`)."""
+    return _adapter(cls).json_schema(by_alias=True, mode="serialization")
+
+
+def header_schema(body: dict[str, Any], *, schema: str, version: int) -> dict[str, Any]:
+    """Add the ``schema``/``schema_version``/``provenance`` header to a body schema."""
+    out = dict(body)
+    props = {"schema": {"const": schema}, "schema_version": {"const": version},
+             "provenance": {"type": "object", "description": "producer, package version, creation time, upstream hash"}}
+    out["properties"] = {**props, **body.get("properties", {})}
+    out["required"] = ["schema", "schema_version", *body.get("required", [])]
+    return out
 
 
 def read_json(path: str | os.PathLike[str], *, what: str) -> Any:

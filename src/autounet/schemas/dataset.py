@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic.dataclasses import dataclass
 
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import SchemaError
-from autounet.schemas._base import read_json
+from autounet.schemas._base import RECORD_CONFIG, json_schema, read_json, validate, where_of
 from autounet.workspace import DATASET_JSON
 
 _log = get_logger(__name__)
@@ -27,7 +29,7 @@ REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 _MODELLED = (*REQUIRED_KEYS, "regions_class_order", "overwrite_image_reader_writer", "dataset", "modality")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class CaseEntry:
     """One case of the explicit ``dataset`` listing: its image files (one per channel) and optional label file."""
 
@@ -41,7 +43,7 @@ class CaseEntry:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class DatasetSpec:
     """A raw dataset's ``dataset.json``.
 
@@ -58,12 +60,48 @@ class DatasetSpec:
 
     channel_names: dict[str, str]
     labels: dict[str, LabelValue]
-    num_training: int
+    num_training: Annotated[int, Field(alias="numTraining")]
     file_ending: str
     regions_class_order: tuple[int, ...] | None = None
     overwrite_image_reader_writer: str | None = None
     dataset: dict[str, CaseEntry] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    # The checks below keep the messages users know (they name the key and show an example of a valid value).
+    @field_validator("channel_names", mode="before")
+    @classmethod
+    def _check_channel_names(cls, value: Any, info: ValidationInfo) -> Any:
+        return _channel_names(value, where_of(info, "dataset.json"))
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _check_labels(cls, value: Any, info: ValidationInfo) -> Any:
+        return _labels(value, where_of(info, "dataset.json"))
+
+    @field_validator("num_training", mode="before")
+    @classmethod
+    def _check_num_training(cls, value: Any, info: ValidationInfo) -> Any:
+        return _int(value, f"{where_of(info, 'dataset.json')}: numTraining")
+
+    @field_validator("file_ending", mode="before")
+    @classmethod
+    def _check_file_ending(cls, value: Any, info: ValidationInfo) -> Any:
+        return _file_ending(value, where_of(info, "dataset.json"))
+
+    @field_validator("regions_class_order", mode="before")
+    @classmethod
+    def _check_regions(cls, value: Any, info: ValidationInfo) -> Any:
+        return _regions_class_order(value, where_of(info, "dataset.json"))
+
+    @field_validator("overwrite_image_reader_writer", mode="before")
+    @classmethod
+    def _check_reader(cls, value: Any) -> Any:
+        return _reader_name(value)
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _check_listing(cls, value: Any, info: ValidationInfo) -> Any:
+        return _case_listing(value, where_of(info, "dataset.json"))
 
     @property
     def name(self) -> str | None:
@@ -112,16 +150,17 @@ class DatasetSpec:
             msg = (f"{where}: missing key(s) {', '.join(missing)} (required: {', '.join(REQUIRED_KEYS)}; "
                    f"present: {', '.join(data) or 'none'}).")
             raise SchemaError(msg)
-        return cls(
-            channel_names=_channel_names(data["channel_names"], where),
-            labels=_labels(data["labels"], where),
-            num_training=_int(data["numTraining"], f"{where}: numTraining"),
-            file_ending=_file_ending(data["file_ending"], where),
-            regions_class_order=_regions_class_order(data.get("regions_class_order"), where),
-            overwrite_image_reader_writer=_reader_name(data.get("overwrite_image_reader_writer")),
-            dataset=_case_listing(data.get("dataset"), where),
-            extra={k: v for k, v in data.items() if k not in _MODELLED},
-        )
+        modelled = {k: v for k, v in data.items() if k in _MODELLED and k != "modality"}
+        return validate(cls, {**modelled, "extra": {k: v for k, v in data.items() if k not in _MODELLED}}, where=where)
+
+
+def dataset_json_schema() -> dict[str, Any]:
+    """JSON Schema of ``dataset.json`` (the reference's format: keys it does not model are allowed and kept)."""
+    out = json_schema(DatasetSpec)
+    extra = out["properties"].pop("extra")
+    out["additionalProperties"] = True
+    out["description"] = f"{out.get('description', '')} Other keys: {extra.get('title', 'extra')}, kept unchanged."
+    return out
 
 
 def _int(value: Any, what: str) -> int:

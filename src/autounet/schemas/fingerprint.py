@@ -11,11 +11,24 @@ fingerprint (without our header) loads too; its additions are then empty.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from autounet.errors import SchemaError
-from autounet.schemas._base import check_keys, read_json, save_record, sha256_of, unwrap, wrap
+from autounet.schemas._base import (
+    RECORD_CONFIG,
+    dump,
+    header_schema,
+    json_schema,
+    read_json,
+    save_record,
+    sha256_of,
+    unwrap,
+    validate,
+    wrap,
+)
 
 SCHEMA = "autounet/fingerprint"
 SCHEMA_VERSION = 1
@@ -24,7 +37,7 @@ REFERENCE_KEYS = ("spacings", "shapes_after_crop", "foreground_intensity_propert
 EXTRA_KEYS = ("case_identifiers", "shapes_before_crop", "image_reader", "intensity_sampling")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class IntensityProperties:
     """Foreground intensity statistics of one channel (over the sampled foreground voxels of all cases)."""
 
@@ -38,19 +51,14 @@ class IntensityProperties:
 
     def to_dict(self) -> dict[str, float]:
         """Reference key order."""
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        return dump(self)
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> IntensityProperties:
-        names = [f.name for f in fields(cls)]
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object with {', '.join(names)}, got {data!r}."
-            raise SchemaError(msg)
-        check_keys(data, required=names, allowed=(), where=where)
-        return cls(**{n: float(data[n]) for n in names})
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class Fingerprint:
     """A dataset fingerprint.
 
@@ -73,22 +81,36 @@ class Fingerprint:
     case_identifiers: tuple[str, ...] = ()
     shapes_before_crop: tuple[tuple[int, ...], ...] = ()
     image_reader: str | None = None
-    intensity_sampling: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    intensity_sampling: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    _OMIT_EMPTY: ClassVar[tuple[str, ...]] = EXTRA_KEYS
+
+    @field_validator("foreground_intensity_properties_per_channel", mode="before")
+    @classmethod
+    def _per_channel(cls, value: Any) -> Any:
+        """On disk the channels are an object keyed ``"0"``, ``"1"``, ...; in memory a tuple."""
+        if not isinstance(value, dict):
+            return value
+        if sorted(value, key=_channel_key) != [str(i) for i in range(len(value))]:
+            raise ValueError("foreground_intensity_properties_per_channel must be keyed '0', '1', ...")
+        return [value[str(i)] for i in range(len(value))]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Fingerprint:
         n = len(self.spacings)
         if n == 0:
-            raise SchemaError("fingerprint: no cases.")
+            raise ValueError("fingerprint: no cases")
         if len(self.shapes_after_crop) != n:
-            msg = f"fingerprint: {n} spacings but {len(self.shapes_after_crop)} shapes_after_crop."
-            raise SchemaError(msg)
+            msg = f"fingerprint: {n} spacings but {len(self.shapes_after_crop)} shapes_after_crop"
+            raise ValueError(msg)
         for name in ("case_identifiers", "shapes_before_crop"):
             if getattr(self, name) and len(getattr(self, name)) != n:
-                msg = f"fingerprint: {n} cases but {len(getattr(self, name))} {name}."
-                raise SchemaError(msg)
+                msg = f"fingerprint: {n} cases but {len(getattr(self, name))} {name}"
+                raise ValueError(msg)
         if {len(s) for s in self.spacings} | {len(s) for s in self.shapes_after_crop} != {3}:
-            raise SchemaError("fingerprint: every spacing and shape must have 3 entries (2D data as (1, H, W)).")
+            raise ValueError("fingerprint: every spacing and shape must have 3 entries (2D data as (1, H, W))")
+        return self
 
     @property
     def num_cases(self) -> int:
@@ -102,21 +124,10 @@ class Fingerprint:
 
     def body(self) -> dict[str, Any]:
         """The fingerprint's content without header and provenance (reference keys first)."""
-        out: dict[str, Any] = {
-            "spacings": [list(s) for s in self.spacings],
-            "shapes_after_crop": [list(s) for s in self.shapes_after_crop],
-            "foreground_intensity_properties_per_channel": {
-                str(i): p.to_dict() for i, p in enumerate(self.foreground_intensity_properties_per_channel)},
-            "median_relative_size_after_cropping": float(self.median_relative_size_after_cropping),
-        }
-        if self.case_identifiers:
-            out["case_identifiers"] = list(self.case_identifiers)
-        if self.shapes_before_crop:
-            out["shapes_before_crop"] = [list(s) for s in self.shapes_before_crop]
-        if self.image_reader is not None:
-            out["image_reader"] = self.image_reader
-        if self.intensity_sampling:
-            out["intensity_sampling"] = dict(self.intensity_sampling)
+        out = dump(self, omit_empty=self._OMIT_EMPTY)
+        del out["provenance"]
+        out["foreground_intensity_properties_per_channel"] = {
+            str(i): p for i, p in enumerate(out["foreground_intensity_properties_per_channel"])}
         return out
 
     def sha256(self) -> str:
@@ -136,35 +147,24 @@ class Fingerprint:
     def from_dict(cls, data: Any, *, where: str = "fingerprint") -> Fingerprint:
         """Parse our format or a reference ``dataset_fingerprint.json``."""
         if isinstance(data, dict) and "schema" not in data:
-            check_keys(data, required=REFERENCE_KEYS, allowed=(), where=f"{where} (reference format)")
-            provenance: dict[str, Any] = {}
-        else:
-            data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
-            for key in ("schema", "schema_version"):
-                data.pop(key)
-            provenance = dict(data.pop("provenance", None) or {})
-            check_keys(data, required=REFERENCE_KEYS, allowed=EXTRA_KEYS, where=where)
-        props = data["foreground_intensity_properties_per_channel"]
-        if not isinstance(props, dict) or sorted(props, key=_channel_key) != [str(i) for i in range(len(props))]:
-            msg = f"{where}: foreground_intensity_properties_per_channel must be keyed '0', '1', ..."
-            raise SchemaError(msg)
-        try:
-            return cls(
-                spacings=tuple(tuple(float(v) for v in s) for s in data["spacings"]),
-                shapes_after_crop=tuple(tuple(int(v) for v in s) for s in data["shapes_after_crop"]),
-                foreground_intensity_properties_per_channel=tuple(
-                    IntensityProperties.from_dict(props[str(i)], where=f"{where}: channel {i}")
-                    for i in range(len(props))),
-                median_relative_size_after_cropping=float(data["median_relative_size_after_cropping"]),
-                case_identifiers=tuple(str(c) for c in data.get("case_identifiers", ())),
-                shapes_before_crop=tuple(tuple(int(v) for v in s) for s in data.get("shapes_before_crop", ())),
-                image_reader=data.get("image_reader"),
-                intensity_sampling=dict(data.get("intensity_sampling") or {}),
-                provenance=provenance,
-            )
-        except (TypeError, ValueError) as exc:
-            msg = f"{where}: malformed value ({exc})."
-            raise SchemaError(msg) from exc
+            unknown = sorted(set(data) - set(REFERENCE_KEYS))
+            if unknown:
+                msg = f"{where} (reference format): unknown key(s) {', '.join(unknown)}."
+                raise SchemaError(msg)
+            return validate(cls, data, where=f"{where} (reference format)")
+        data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
+        del data["schema"], data["schema_version"]
+        data["provenance"] = data.get("provenance") or {}
+        return validate(cls, data, where=where)
+
+
+def fingerprint_json_schema() -> dict[str, Any]:
+    """JSON Schema of ``dataset_fingerprint.json`` (the channels as an object keyed ``"0"``, ``"1"``, ...)."""
+    out = header_schema(json_schema(Fingerprint), schema=SCHEMA, version=SCHEMA_VERSION)
+    out["properties"]["foreground_intensity_properties_per_channel"] = {
+        "type": "object", "patternProperties": {"^[0-9]+$": {"$ref": "#/$defs/IntensityProperties"}},
+        "additionalProperties": False}
+    return out
 
 
 def _channel_key(key: str) -> int:

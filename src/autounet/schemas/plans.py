@@ -1,32 +1,53 @@
 """Plans: the typed, versioned record of every setting the planner chose. One module reads and writes them.
 
 A plans file holds dataset-level facts (median spacing/shape, transpose, reader) plus named configurations.
-Configurations are stored as plain dicts so that users can add ``{"inherits_from": "3d_fullres", "batch_size": 16}``
-by hand, exactly as with the reference; :meth:`Plans.configuration` resolves inheritance (a shallow update: nested
-settings are replaced, not merged) and validates the result into a :class:`ConfigurationPlan`.
+Configurations are stored as written (:class:`ConfigurationEntry`, a typed dict whose keys are all optional) so
+that users can add ``{"inherits_from": "3d_fullres", "batch_size": 16}`` by hand, exactly as with the reference;
+every entry is type-checked when the file is read, and :meth:`Plans.configuration` resolves inheritance (a shallow
+update: nested settings are replaced, not merged) into a validated :class:`ConfigurationPlan` (validated once per
+distinct content, then cached).
 
-Components (normalization, resampling, network) are named through registries, never by import path.
+Components (normalization, resampling, network) are named through registries, never by import path. The reader of
+plans files that also accepts the reference's ``nnUNetPlans.json`` is ``autounet.planning.store.read_plans_file``
+(the conversion needs the planner's presets); :func:`load_plans` reads only this format.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict
 
 from autounet.errors import PlansError, SchemaError
-from autounet.schemas._base import check_keys, read_json, save_record, unwrap, wrap
+from autounet.schemas._base import (
+    RECORD_CONFIG,
+    dump,
+    header_schema,
+    json_schema,
+    read_json,
+    save_record,
+    unwrap,
+    validate,
+    wrap,
+)
+from autounet.workspace import DEFAULT_PLANS_NAME as DEFAULT_PLANS_NAME
 
 SCHEMA = "autounet/plans"
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class ComponentSpec:
     """A registry-named component with its parameters, e.g. ``{"name": "zscore", "params": {...}}``."""
 
     name: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}
@@ -36,11 +57,10 @@ class ComponentSpec:
         if not isinstance(data, dict):
             msg = f"{where}: expected {{'name': ..., 'params': {{...}}}}, got {data!r}."
             raise SchemaError(msg)
-        check_keys(data, required=("name",), allowed=("params",), where=where)
-        return cls(name=str(data["name"]), params=dict(data.get("params") or {}))
+        return validate(cls, {**data, "params": data.get("params") or {}}, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class NetworkSpec:
     """Topology of a U-Net as planned. ``name`` is a network registry name (``plain_unet``, ``resenc_unet``).
 
@@ -59,14 +79,16 @@ class NetworkSpec:
     norm: str = "instance"
     nonlin: str = "leaky_relu"
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _stage_counts(self) -> NetworkSpec:
         n = len(self.features_per_stage)
         lengths = {len(self.kernel_sizes), len(self.strides), len(self.blocks_per_stage)}
         if lengths != {n} or len(self.convs_per_stage_decoder) != n - 1:
             msg = (f"network {self.name!r}: inconsistent stage counts (features {n}, kernels {len(self.kernel_sizes)},"
                    f" strides {len(self.strides)}, blocks {len(self.blocks_per_stage)},"
-                   f" decoder {len(self.convs_per_stage_decoder)}; decoder must have one fewer).")
-            raise SchemaError(msg)
+                   f" decoder {len(self.convs_per_stage_decoder)}; decoder must have one fewer)")
+            raise ValueError(msg)
+        return self
 
     @property
     def n_stages(self) -> int:
@@ -77,26 +99,17 @@ class NetworkSpec:
         return len(self.kernel_sizes[0])
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: _listify(v) for k, v in d.items()}
+        return dump(self)
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> NetworkSpec:
-        names = [f.name for f in fields(cls)]
         if not isinstance(data, dict):
             msg = f"{where}: expected a network object, got {data!r}."
             raise SchemaError(msg)
-        check_keys(data, required=names[:6], allowed=names, where=where)
-        kw = dict(data)
-        kw["features_per_stage"] = tuple(int(x) for x in kw["features_per_stage"])
-        kw["kernel_sizes"] = tuple(tuple(int(k) for k in ks) for ks in kw["kernel_sizes"])
-        kw["strides"] = tuple(tuple(int(s) for s in st) for st in kw["strides"])
-        kw["blocks_per_stage"] = tuple(int(x) for x in kw["blocks_per_stage"])
-        kw["convs_per_stage_decoder"] = tuple(int(x) for x in kw["convs_per_stage_decoder"])
-        return cls(**kw)
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class ConfigurationPlan:
     """One resolved configuration (``2d``, ``3d_fullres``, ``3d_lowres``, ``3d_cascade_fullres`` or a user's).
 
@@ -133,14 +146,23 @@ class ConfigurationPlan:
     next_stage: tuple[str, ...] = ()
     previous_stage: str | None = None
 
-    def __post_init__(self) -> None:
+    _OMIT_EMPTY: ClassVar[tuple[str, ...]] = ("next_stage", "previous_stage")
+
+    @field_validator("next_stage", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return () if value is None else (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ConfigurationPlan:
         if self.batch_size < 1:
-            msg = f"configuration {self.name!r}: batch_size must be >= 1, got {self.batch_size}."
-            raise SchemaError(msg)
+            msg = f"configuration {self.name!r}: batch_size must be >= 1, got {self.batch_size}"
+            raise ValueError(msg)
         if len(self.patch_size) not in (2, 3) or len(self.spacing) != len(self.patch_size):
             msg = (f"configuration {self.name!r}: patch_size {self.patch_size} and spacing {self.spacing} must both"
-                   " have 2 or 3 entries.")
-            raise SchemaError(msg)
+                   " have 2 or 3 entries")
+            raise ValueError(msg)
+        return self
 
     @property
     def ndim(self) -> int:
@@ -149,58 +171,71 @@ class ConfigurationPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """Serialisable dict (without ``name``; the name is the key in the plans)."""
-        out: dict[str, Any] = {
-            "data_identifier": self.data_identifier,
-            "preprocessor": self.preprocessor,
-            "batch_size": self.batch_size,
-            "patch_size": list(self.patch_size),
-            "median_image_size_in_voxels": list(self.median_image_size_in_voxels),
-            "spacing": list(self.spacing),
-            "normalization": [c.to_dict() for c in self.normalization],
-            "resampling_data": self.resampling_data.to_dict(),
-            "resampling_seg": self.resampling_seg.to_dict(),
-            "resampling_probabilities": self.resampling_probabilities.to_dict(),
-            "network": self.network.to_dict(),
-            "batch_dice": self.batch_dice,
-        }
-        if self.next_stage:
-            out["next_stage"] = list(self.next_stage)
-        if self.previous_stage is not None:
-            out["previous_stage"] = self.previous_stage
+        out = dump(self, omit_empty=self._OMIT_EMPTY)
+        del out["name"]
         return out
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> ConfigurationPlan:
-        where = f"configuration {name!r}"
-        required = ("data_identifier", "preprocessor", "batch_size", "patch_size", "median_image_size_in_voxels",
-                    "spacing", "normalization", "resampling_data", "resampling_seg", "resampling_probabilities",
-                    "network", "batch_dice")
-        check_keys(data, required=required, allowed=("next_stage", "previous_stage"), where=where)
-        next_stage = data.get("next_stage") or ()
-        return cls(
-            name=name,
-            data_identifier=str(data["data_identifier"]),
-            preprocessor=str(data["preprocessor"]),
-            batch_size=int(data["batch_size"]),
-            patch_size=tuple(int(x) for x in data["patch_size"]),
-            median_image_size_in_voxels=tuple(float(x) for x in data["median_image_size_in_voxels"]),
-            spacing=tuple(float(x) for x in data["spacing"]),
-            normalization=tuple(ComponentSpec.from_dict(c, where=f"{where}.normalization")
-                                for c in data["normalization"]),
-            resampling_data=ComponentSpec.from_dict(data["resampling_data"], where=f"{where}.resampling_data"),
-            resampling_seg=ComponentSpec.from_dict(data["resampling_seg"], where=f"{where}.resampling_seg"),
-            resampling_probabilities=ComponentSpec.from_dict(data["resampling_probabilities"],
-                                                             where=f"{where}.resampling_probabilities"),
-            network=NetworkSpec.from_dict(data["network"], where=f"{where}.network"),
-            batch_dice=bool(data["batch_dice"]),
-            next_stage=(next_stage,) if isinstance(next_stage, str) else tuple(next_stage),
-            previous_stage=data.get("previous_stage"),
-        )
+        return validate(cls, {**data, "name": name}, where=f"configuration {name!r}")
 
 
-@dataclass(frozen=True)
+class NetworkEntry(TypedDict, total=False):
+    """A network as written in a plans file (see :class:`NetworkSpec`)."""
+
+    __pydantic_config__ = RECORD_CONFIG  # type: ignore[misc]
+
+    name: str
+    features_per_stage: list[int]
+    kernel_sizes: list[list[int]]
+    strides: list[list[int]]
+    blocks_per_stage: list[int]
+    convs_per_stage_decoder: list[int]
+    conv_bias: bool
+    norm: str
+    nonlin: str
+
+
+class ComponentEntry(TypedDict, total=False):
+    """A component as written in a plans file (see :class:`ComponentSpec`)."""
+
+    __pydantic_config__ = RECORD_CONFIG  # type: ignore[misc]
+
+    name: str
+    params: dict[str, Any]
+
+
+class ConfigurationEntry(TypedDict, total=False):
+    """One configuration as written in a plans file: every key of :class:`ConfigurationPlan` (except ``name``)
+    plus ``inherits_from``; all optional, because an entry may inherit the rest."""
+
+    __pydantic_config__ = RECORD_CONFIG  # type: ignore[misc]
+
+    inherits_from: str
+    data_identifier: str
+    preprocessor: str
+    batch_size: int
+    patch_size: list[int]
+    median_image_size_in_voxels: list[float]
+    spacing: list[float]
+    normalization: list[ComponentEntry]
+    resampling_data: ComponentEntry
+    resampling_seg: ComponentEntry
+    resampling_probabilities: ComponentEntry
+    network: NetworkEntry
+    batch_dice: bool
+    next_stage: list[str] | str
+    previous_stage: str | None
+
+
+def entries(configurations: Mapping[str, Mapping[str, Any]]) -> dict[str, ConfigurationEntry]:
+    """Plain configuration dicts as :class:`ConfigurationEntry` values (checked when the ``Plans`` is built)."""
+    return {name: cast(ConfigurationEntry, dict(entry)) for name, entry in configurations.items()}
+
+
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class Plans:
-    """A plans file. ``configurations`` maps names to raw (possibly inheriting) configuration dicts."""
+    """A plans file. ``configurations`` maps names to configuration entries as written (possibly inheriting)."""
 
     dataset_name: str
     plans_name: str
@@ -211,8 +246,8 @@ class Plans:
     transpose_forward: tuple[int, ...]
     transpose_backward: tuple[int, ...]
     foreground_intensity_properties_per_channel: dict[str, dict[str, float]]
-    configurations: dict[str, dict[str, Any]]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    configurations: dict[str, ConfigurationEntry]
+    provenance: dict[str, Any] = Field(default_factory=dict)
 
     def configuration_names(self) -> list[str]:
         """Configuration names in file order."""
@@ -220,7 +255,7 @@ class Plans:
 
     def configuration(self, name: str) -> ConfigurationPlan:
         """Resolve ``name`` (following ``inherits_from``) into a validated :class:`ConfigurationPlan`."""
-        return ConfigurationPlan.from_dict(name, self.resolved_dict(name))
+        return _typed_configuration(name, json.dumps(self.resolved_dict(name), sort_keys=True))
 
     def resolved_dict(self, name: str) -> dict[str, Any]:
         """The configuration dict of ``name`` with inheritance applied (shallow update, as the reference)."""
@@ -236,52 +271,38 @@ class Plans:
                 msg = f"Circular inheritance in plans {self.plans_name!r}: {' -> '.join([*chain, current])}."
                 raise PlansError(msg)
             chain.append(current)
-            parent = self.configurations[current].get("inherits_from")
+            parent = dict(self.configurations[current]).get("inherits_from")
             current = str(parent) if parent is not None else None
         resolved: dict[str, Any] = {}
         for config_name in reversed(chain):
-            resolved.update({k: v for k, v in self.configurations[config_name].items() if k != "inherits_from"})
+            resolved.update({k: v for k, v in dict(self.configurations[config_name]).items() if k != "inherits_from"})
         return resolved
 
     def to_dict(self) -> dict[str, Any]:
-        body = {
-            "dataset_name": self.dataset_name,
-            "plans_name": self.plans_name,
-            "planner": self.planner,
-            "original_median_spacing_after_transp": list(self.original_median_spacing_after_transp),
-            "original_median_shape_after_transp": list(self.original_median_shape_after_transp),
-            "image_reader_writer": self.image_reader_writer,
-            "transpose_forward": list(self.transpose_forward),
-            "transpose_backward": list(self.transpose_backward),
-            "foreground_intensity_properties_per_channel": self.foreground_intensity_properties_per_channel,
-            "configurations": self.configurations,
-        }
+        body = dump(self)
+        del body["provenance"]
         return wrap(SCHEMA, SCHEMA_VERSION, body, provenance=self.provenance)
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "plans") -> Plans:
+        """Validate a plans dict of this format; every configuration is resolved and validated here."""
         data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
-        data.pop("schema")
-        data.pop("schema_version")
-        provenance = data.pop("provenance", {})
-        names = [f.name for f in fields(cls) if f.name != "provenance"]
-        check_keys(data, required=names, allowed=(), where=where)
-        plans = cls(
-            dataset_name=str(data["dataset_name"]),
-            plans_name=str(data["plans_name"]),
-            planner=str(data["planner"]),
-            original_median_spacing_after_transp=tuple(float(x) for x in data["original_median_spacing_after_transp"]),
-            original_median_shape_after_transp=tuple(int(x) for x in data["original_median_shape_after_transp"]),
-            image_reader_writer=str(data["image_reader_writer"]),
-            transpose_forward=tuple(int(x) for x in data["transpose_forward"]),
-            transpose_backward=tuple(int(x) for x in data["transpose_backward"]),
-            foreground_intensity_properties_per_channel=dict(data["foreground_intensity_properties_per_channel"]),
-            configurations={str(k): dict(v) for k, v in data["configurations"].items()},
-            provenance=dict(provenance),
-        )
-        for name in plans.configurations:
-            plans.resolved_dict(name)  # cycles and unknown parents fail on load, not at first use
+        del data["schema"], data["schema_version"]
+        data["provenance"] = data.get("provenance") or {}
+        plans = validate(cls, data, where=where)
+        for name in plans.configurations:  # cycles, unknown parents and bad values fail on load
+            plans.configuration(name)
         return plans
+
+
+@functools.lru_cache(maxsize=512)
+def _typed_configuration(name: str, resolved_json: str) -> ConfigurationPlan:
+    return ConfigurationPlan.from_dict(name, json.loads(resolved_json))
+
+
+def plans_json_schema() -> dict[str, Any]:
+    """JSON Schema of a plans file."""
+    return header_schema(json_schema(Plans), schema=SCHEMA, version=SCHEMA_VERSION)
 
 
 def load_plans(path: str | os.PathLike[str]) -> Plans:
@@ -293,8 +314,3 @@ def save_plans(path: str | os.PathLike[str], plans: Plans) -> None:
     """Write a plans file atomically."""
     save_record(path, plans.to_dict())
 
-
-def _listify(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_listify(v) for v in value]
-    return value

@@ -12,19 +12,32 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union  # noqa: UP035 - Union keeps the alias valid on Python 3.10 at runtime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 from autounet.errors import SchemaError
-from autounet.schemas._base import check_keys, read_json, save_record, unwrap, wrap
+from autounet.schemas._base import (
+    RECORD_CONFIG,
+    dump,
+    header_schema,
+    json_schema,
+    read_json,
+    save_record,
+    unwrap,
+    validate,
+    wrap,
+)
 
-LabelOrRegion = Union[int, tuple[int, ...]]
+LabelOrRegion = int | tuple[int, ...]
 
 SUMMARY_SCHEMA = "autounet/evaluation_summary"
 POSTPROCESSING_SCHEMA = "autounet/postprocessing"
 ENSEMBLE_SCHEMA = "autounet/ensemble"
 INFERENCE_INFO_SCHEMA = "autounet/inference_information"
 PROBABILITIES_SCHEMA = "autounet/probabilities"
+PREDICT_ARGS_SCHEMA = "autounet/predict_args"
 SCHEMA_VERSION = 1
 
 #: Metric names in the order they are written (the reference's eight, then the surface metrics).
@@ -64,8 +77,20 @@ def _json_float(value: float) -> float:
     return float(value)
 
 
+#: A metric value: ``null`` (as some writers spell NaN) reads as NaN.
+Num = Annotated[float, BeforeValidator(lambda v: math.nan if v is None else v)]
+
+
+def _record(cls: Any, data: Any, *, schema: str, where: str) -> Any:
+    """Check the header of an on-disk record, drop it and validate the body into ``cls``."""
+    data = unwrap(data, schema=schema, version=SCHEMA_VERSION, where=where)
+    del data["schema"], data["schema_version"]
+    data.pop("provenance", None)
+    return validate(cls, data, where=where)
+
+
 # ---- evaluation ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class LabelMetrics:
     """Metrics of one label or region in one case.
 
@@ -80,43 +105,28 @@ class LabelMetrics:
             when either mask is empty; ``None`` when surface metrics were not computed.
     """
 
-    dice: float
-    iou: float
-    tp: int
-    fp: int
-    fn: int
-    tn: int
+    dice: Annotated[Num, Field(alias="Dice")]
+    iou: Annotated[Num, Field(alias="IoU")]
+    tp: Annotated[int, Field(alias="TP")]
+    fp: Annotated[int, Field(alias="FP")]
+    fn: Annotated[int, Field(alias="FN")]
+    tn: Annotated[int, Field(alias="TN")]
     n_pred: int
     n_ref: int
-    nsd: float | None = None
-    hd95: float | None = None
+    nsd: Annotated[Num | None, Field(alias="NSD")] = None
+    hd95: Annotated[Num | None, Field(alias="HD95")] = None
 
     def to_dict(self) -> dict[str, float | int]:
         """Reference metric names; the surface metrics only when computed."""
-        out: dict[str, float | int] = {"Dice": self.dice, "IoU": self.iou, "TP": self.tp, "FP": self.fp,
-                                       "FN": self.fn, "TN": self.tn, "n_pred": self.n_pred, "n_ref": self.n_ref}
-        if self.nsd is not None:
-            out["NSD"] = self.nsd
-        if self.hd95 is not None:
-            out["HD95"] = self.hd95
-        return out
+        return dump(self, omit_empty=SURFACE_METRICS)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str) -> LabelMetrics:
         """Validate one ``{"Dice": ..., ...}`` mapping."""
-        check_keys(data, required=(*OVERLAP_METRICS, *COUNT_METRICS), allowed=SURFACE_METRICS, where=where)
-        try:
-            return cls(dice=_num(data["Dice"]), iou=_num(data["IoU"]), tp=int(data["TP"]), fp=int(data["FP"]),
-                       fn=int(data["FN"]), tn=int(data["TN"]), n_pred=int(data["n_pred"]),
-                       n_ref=int(data["n_ref"]),
-                       nsd=_num(data["NSD"]) if "NSD" in data else None,
-                       hd95=_num(data["HD95"]) if "HD95" in data else None)
-        except (TypeError, ValueError) as exc:
-            msg = f"{where}: non-numeric metric value ({exc})."
-            raise SchemaError(msg) from exc
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class CaseResult:
     """All metrics of one case, keyed by :func:`label_key`."""
 
@@ -132,18 +142,13 @@ class CaseResult:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> CaseResult:
-        """Validate one ``metric_per_case`` entry."""
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object, got {type(data).__name__}."
-            raise SchemaError(msg)
-        check_keys(data, required=("metrics", "prediction_file", "reference_file"), allowed=("case",), where=where)
-        metrics = {str(k): LabelMetrics.from_dict(v, where=f"{where} label {k}") for k, v in data["metrics"].items()}
-        pred = str(data["prediction_file"])
-        return cls(case=str(data.get("case") or os.path.basename(pred)), prediction_file=pred,
-                   reference_file=str(data["reference_file"]), metrics=metrics)
+        """Validate one ``metric_per_case`` entry (``case`` defaults to the prediction's file name)."""
+        if isinstance(data, dict) and not data.get("case") and "prediction_file" in data:
+            data = {**data, "case": os.path.basename(str(data["prediction_file"]))}
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class EvaluationSummary:
     """The result of evaluating a folder of predictions against references.
 
@@ -160,8 +165,8 @@ class EvaluationSummary:
 
     labels: tuple[str, ...]
     metric_per_case: tuple[CaseResult, ...]
-    mean: dict[str, dict[str, float]]
-    foreground_mean: dict[str, float]
+    mean: dict[str, dict[str, Num]]
+    foreground_mean: dict[str, Num]
     nan_cases: dict[str, dict[str, int]]
     nsd_tolerance_mm: float | None = None
     ignore_label: int | None = None
@@ -199,20 +204,11 @@ class EvaluationSummary:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "evaluation summary") -> EvaluationSummary:
         """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=SUMMARY_SCHEMA, version=SCHEMA_VERSION, where=where)
-        check_keys(data, required=("schema", "schema_version", "foreground_mean", "mean", "metric_per_case",
-                                   "labels", "nan_cases"),
-                   allowed=("provenance", "nsd_tolerance_mm", "ignore_label"), where=where)
-        cases = tuple(CaseResult.from_dict(c, where=f"{where} metric_per_case[{i}]")
-                      for i, c in enumerate(data["metric_per_case"]))
-        tol = data.get("nsd_tolerance_mm")
-        ignore = data.get("ignore_label")
-        return cls(labels=tuple(str(k) for k in data["labels"]), metric_per_case=cases,
-                   mean={str(k): {m: _num(x) for m, x in v.items()} for k, v in data["mean"].items()},
-                   foreground_mean={m: _num(x) for m, x in data["foreground_mean"].items()},
-                   nan_cases={str(k): {m: int(n) for m, n in v.items()} for k, v in data["nan_cases"].items()},
-                   nsd_tolerance_mm=None if tol is None else float(tol),
-                   ignore_label=None if ignore is None else int(ignore))
+        if isinstance(data, dict) and isinstance(data.get("metric_per_case"), list):
+            data = {**data, "metric_per_case": [
+                {**c, "case": c.get("case") or os.path.basename(str(c.get("prediction_file", "")))}
+                if isinstance(c, dict) else c for c in data["metric_per_case"]]}
+        return _record(cls, data, schema=SUMMARY_SCHEMA, where=where)  # type: ignore[no-any-return]
 
 
 def load_summary(path: str | os.PathLike[str]) -> EvaluationSummary:
@@ -231,7 +227,7 @@ def save_summary(path: str | os.PathLike[str], summary: EvaluationSummary, *,
 KEEP_LARGEST = "keep_largest_component"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class PostprocessingStep:
     """One operation: keep only the largest connected component of the union of ``labels_or_regions``.
 
@@ -239,16 +235,17 @@ class PostprocessingStep:
     largest size are all kept (as the reference does).
     """
 
-    labels_or_regions: tuple[LabelOrRegion, ...]
+    labels_or_regions: tuple[int | tuple[int, ...], ...]
     operation: str = KEEP_LARGEST
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _known(self) -> PostprocessingStep:
         if self.operation != KEEP_LARGEST:
-            msg = f"Unknown post-processing operation {self.operation!r}; the only one is {KEEP_LARGEST!r}."
-            raise SchemaError(msg)
+            msg = f"Unknown post-processing operation {self.operation!r}; the only one is {KEEP_LARGEST!r}"
+            raise ValueError(msg)
         if not self.labels_or_regions:
-            msg = "A post-processing step needs at least one label or region."
-            raise SchemaError(msg)
+            raise ValueError("A post-processing step needs at least one label or region")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """``{"operation": ..., "labels_or_regions": [1, [2, 3]]}``."""
@@ -258,28 +255,15 @@ class PostprocessingStep:
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> PostprocessingStep:
         """Validate a step."""
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object, got {type(data).__name__}."
-            raise SchemaError(msg)
-        check_keys(data, required=("labels_or_regions",), allowed=("operation",), where=where)
-        items = data["labels_or_regions"]
-        if not isinstance(items, list):
-            msg = f"{where}: labels_or_regions must be a list, got {items!r}."
-            raise SchemaError(msg)
-        try:
-            parsed = tuple(tuple(int(x) for x in v) if isinstance(v, list) else int(v) for v in items)
-        except (TypeError, ValueError) as exc:
-            msg = f"{where}: labels_or_regions must hold integers or lists of integers, got {items!r}."
-            raise SchemaError(msg) from exc
-        return cls(labels_or_regions=parsed, operation=str(data.get("operation", KEEP_LARGEST)))
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class ScoreSnapshot:
     """Mean Dice per key and the foreground mean, before or after a candidate step."""
 
-    foreground_dice: float
-    dice: dict[str, float]
+    foreground_dice: Num
+    dice: dict[str, Num]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -288,12 +272,7 @@ class ScoreSnapshot:
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> ScoreSnapshot:
         """Validate a snapshot."""
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object."
-            raise SchemaError(msg)
-        check_keys(data, required=("foreground_dice", "dice"), allowed=(), where=where)
-        return cls(foreground_dice=_num(data["foreground_dice"]),
-                   dice={str(k): _num(v) for k, v in data["dice"].items()})
+        return validate(cls, data, where=where)
 
     @classmethod
     def of(cls, summary: EvaluationSummary) -> ScoreSnapshot:
@@ -301,7 +280,7 @@ class ScoreSnapshot:
         return cls(foreground_dice=summary.score, dice=summary.dice_per_label)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class PostprocessingTrial:
     """One candidate step as tried by ``determine``: the scores before and after, and the verdict."""
 
@@ -319,17 +298,10 @@ class PostprocessingTrial:
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> PostprocessingTrial:
         """Validate a trial."""
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object."
-            raise SchemaError(msg)
-        check_keys(data, required=("step", "accepted", "before", "after", "criterion"), allowed=(), where=where)
-        return cls(step=PostprocessingStep.from_dict(data["step"], where=f"{where} step"),
-                   before=ScoreSnapshot.from_dict(data["before"], where=f"{where} before"),
-                   after=ScoreSnapshot.from_dict(data["after"], where=f"{where} after"),
-                   accepted=bool(data["accepted"]), criterion=str(data["criterion"]))
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class PostprocessingDecision:
     """Which connected-component steps to apply, in order, and the evidence for each choice.
 
@@ -358,18 +330,9 @@ class PostprocessingDecision:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "post-processing decision") -> PostprocessingDecision:
         """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=POSTPROCESSING_SCHEMA, version=SCHEMA_VERSION, where=where)
-        check_keys(data, required=("schema", "schema_version", "steps"),
-                   allowed=("provenance", "trials", "baseline", "postprocessed", "file_ending"), where=where)
-        steps = tuple(PostprocessingStep.from_dict(s, where=f"{where} steps[{i}]") for i, s in enumerate(data["steps"]))
-        trials = tuple(PostprocessingTrial.from_dict(t, where=f"{where} trials[{i}]")
-                       for i, t in enumerate(data.get("trials") or []))
-        base, post = data.get("baseline"), data.get("postprocessed")
-        return cls(steps=steps, trials=trials,
-                   baseline=None if base is None else ScoreSnapshot.from_dict(base, where=f"{where} baseline"),
-                   postprocessed=(None if post is None
-                                  else ScoreSnapshot.from_dict(post, where=f"{where} postprocessed")),
-                   file_ending=data.get("file_ending"))
+        if isinstance(data, dict) and data.get("trials") is None:
+            data = {**data, "trials": []}
+        return _record(cls, data, schema=POSTPROCESSING_SCHEMA, where=where)  # type: ignore[no-any-return]
 
 
 def load_postprocessing(path: str | os.PathLike[str]) -> PostprocessingDecision:
@@ -385,7 +348,7 @@ def save_postprocessing(path: str | os.PathLike[str], decision: PostprocessingDe
 
 
 # ---- saved probabilities ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class ProbabilityRecord:
     """Metadata written beside a case's saved probabilities (``<case>.meta.json`` next to ``<case>.npz``).
 
@@ -413,19 +376,50 @@ class ProbabilityRecord:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "probabilities record") -> ProbabilityRecord:
         """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=PROBABILITIES_SCHEMA, version=SCHEMA_VERSION, where=where)
-        check_keys(data, required=("schema", "schema_version", "case", "shape", "geometry", "labels", "file_ending"),
-                   allowed=("provenance",), where=where)
-        if not isinstance(data["geometry"], dict) or not isinstance(data["labels"], dict):
-            msg = f"{where}: geometry and labels must be objects."
-            raise SchemaError(msg)
-        return cls(case=str(data["case"]), shape=tuple(int(v) for v in data["shape"]),
-                   geometry=dict(data["geometry"]), labels=dict(data["labels"]),
-                   file_ending=str(data["file_ending"]))
+        return _record(cls, data, schema=PROBABILITIES_SCHEMA, where=where)  # type: ignore[no-any-return]
+
+
+# ---- prediction runs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, config=RECORD_CONFIG)
+class PredictArgs:
+    """What a prediction run was asked to do (``predict_args.json`` beside its outputs).
+
+    Attributes:
+        inputs: the input files or folders, as given.
+        model: the model's identity (dataset, configuration, folds, checkpoint, ...).
+        settings: the inference settings (tile step, mirroring, device, ...).
+        save_probabilities: whether probabilities were written beside the segmentations.
+    """
+
+    inputs: tuple[str, ...]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    save_probabilities: bool = False
+
+    def to_dict(self, *, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The on-disk record."""
+        return wrap(PREDICT_ARGS_SCHEMA, SCHEMA_VERSION, dump(self), provenance=provenance)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "prediction arguments") -> PredictArgs:
+        """Validate a record written by :meth:`to_dict`."""
+        return _record(cls, data, schema=PREDICT_ARGS_SCHEMA, where=where)  # type: ignore[no-any-return]
+
+
+def load_predict_args(path: str | os.PathLike[str]) -> PredictArgs:
+    """Read a ``predict_args.json``."""
+    return PredictArgs.from_dict(read_json(path, what="Prediction arguments"),
+                                 where=f"prediction arguments {os.fspath(path)}")
+
+
+def save_predict_args(path: str | os.PathLike[str], args: PredictArgs, *,
+                      provenance: Mapping[str, Any] | None = None) -> None:
+    """Write a ``predict_args.json`` atomically."""
+    save_record(path, args.to_dict(provenance=provenance))
 
 
 # ---- ensembles and model selection -----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class EnsembleSpec:
     """What an ensemble output folder was made from (``ensemble.json`` beside its segmentations).
 
@@ -453,13 +447,7 @@ class EnsembleSpec:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "ensemble record") -> EnsembleSpec:
         """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=ENSEMBLE_SCHEMA, version=SCHEMA_VERSION, where=where)
-        check_keys(data, required=("schema", "schema_version", "members", "cases", "file_ending"),
-                   allowed=("provenance", "folds", "probabilities_saved"), where=where)
-        folds = data.get("folds")
-        return cls(members=tuple(map(str, data["members"])), cases=tuple(map(str, data["cases"])),
-                   file_ending=str(data["file_ending"]), folds=None if folds is None else tuple(map(int, folds)),
-                   probabilities_saved=bool(data.get("probabilities_saved", False)))
+        return _record(cls, data, schema=ENSEMBLE_SCHEMA, where=where)  # type: ignore[no-any-return]
 
 
 def load_ensemble_spec(path: str | os.PathLike[str]) -> EnsembleSpec:
@@ -473,12 +461,12 @@ def save_ensemble_spec(path: str | os.PathLike[str], spec: EnsembleSpec, *,
     save_record(path, spec.to_dict(provenance=provenance))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class TrainedModel:
     """One trained configuration: ``<trainer>__<plans>__<configuration>``."""
 
     trainer: str
-    plans: str
+    plans: Annotated[str, Field(alias="plans_identifier")]
     configuration: str
 
     @property
@@ -493,15 +481,10 @@ class TrainedModel:
     @classmethod
     def from_dict(cls, data: Any, *, where: str) -> TrainedModel:
         """Validate a model entry."""
-        if not isinstance(data, dict):
-            msg = f"{where}: expected an object."
-            raise SchemaError(msg)
-        check_keys(data, required=("trainer", "plans_identifier", "configuration"), allowed=(), where=where)
-        return cls(trainer=str(data["trainer"]), plans=str(data["plans_identifier"]),
-                   configuration=str(data["configuration"]))
+        return validate(cls, data, where=where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class InferenceInformation:
     """The outcome of ``find_best`` (``inference_information.json``).
 
@@ -532,7 +515,7 @@ class InferenceInformation:
     postprocessing_file: str
     source_folder: str
     nsd_tolerance_mm: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def is_ensemble(self) -> bool:
@@ -561,28 +544,42 @@ class InferenceInformation:
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "inference information") -> InferenceInformation:
         """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=INFERENCE_INFO_SCHEMA, version=SCHEMA_VERSION, where=where)
-        check_keys(data, required=("schema", "schema_version", "dataset_name_or_id", "folds", "considered_models",
-                                   "ensembling_allowed", "all_results", "best_model_or_ensemble"),
-                   allowed=("provenance", "nsd_tolerance_mm", "extra"), where=where)
-        best = data["best_model_or_ensemble"]
-        check_keys(best, required=("name", "result_on_crossval_pre_pp", "result_on_crossval_post_pp",
-                                   "postprocessing_file", "source_folder", "selected_model_or_models"),
-                   allowed=(), where=f"{where} best_model_or_ensemble")
-        tol = data.get("nsd_tolerance_mm")
-        return cls(
-            dataset=str(data["dataset_name_or_id"]), folds=tuple(map(int, data["folds"])),
-            considered_models=tuple(TrainedModel.from_dict(m, where=f"{where} considered_models")
-                                    for m in data["considered_models"]),
-            ensembling_allowed=bool(data["ensembling_allowed"]),
-            all_results={str(k): _num(v) for k, v in data["all_results"].items()},
-            best=str(best["name"]),
-            selected_models=tuple(TrainedModel.from_dict(m, where=f"{where} selected_model_or_models")
-                                  for m in best["selected_model_or_models"]),
-            result_on_crossval_pre_pp=_num(best["result_on_crossval_pre_pp"]),
-            result_on_crossval_post_pp=_num(best["result_on_crossval_post_pp"]),
-            postprocessing_file=str(best["postprocessing_file"]), source_folder=str(best["source_folder"]),
-            nsd_tolerance_mm=None if tol is None else float(tol), extra=dict(data.get("extra") or {}))
+        disk: _InferenceInformationFile = _record(_InferenceInformationFile, data, schema=INFERENCE_INFO_SCHEMA,
+                                                  where=where)
+        best = disk.best_model_or_ensemble
+        return cls(dataset=disk.dataset_name_or_id, folds=disk.folds, considered_models=disk.considered_models,
+                   ensembling_allowed=disk.ensembling_allowed, all_results=disk.all_results, best=best.name,
+                   selected_models=best.selected_model_or_models,
+                   result_on_crossval_pre_pp=best.result_on_crossval_pre_pp,
+                   result_on_crossval_post_pp=best.result_on_crossval_post_pp,
+                   postprocessing_file=best.postprocessing_file, source_folder=best.source_folder,
+                   nsd_tolerance_mm=disk.nsd_tolerance_mm, extra=disk.extra)
+
+
+@dataclass(frozen=True, config=RECORD_CONFIG)
+class _BestModelOrEnsemble:
+    """``best_model_or_ensemble`` as written in ``inference_information.json``."""
+
+    name: str
+    result_on_crossval_pre_pp: Num
+    result_on_crossval_post_pp: Num
+    postprocessing_file: str
+    source_folder: str
+    selected_model_or_models: tuple[TrainedModel, ...]
+
+
+@dataclass(frozen=True, config=RECORD_CONFIG)
+class _InferenceInformationFile:
+    """``inference_information.json`` as written (the reference's keys and nesting)."""
+
+    dataset_name_or_id: str
+    folds: tuple[int, ...]
+    considered_models: tuple[TrainedModel, ...]
+    ensembling_allowed: bool
+    all_results: dict[str, Num]
+    best_model_or_ensemble: _BestModelOrEnsemble
+    nsd_tolerance_mm: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
 
 
 def load_inference_information(path: str | os.PathLike[str]) -> InferenceInformation:
@@ -595,6 +592,18 @@ def save_inference_information(path: str | os.PathLike[str], info: InferenceInfo
                                provenance: Mapping[str, Any] | None = None) -> None:
     """Write an ``inference_information.json`` atomically."""
     save_record(path, info.to_dict(provenance=provenance))
+
+
+def results_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the validation artefacts, by file kind."""
+    kinds = {"evaluation_summary": (EvaluationSummary, SUMMARY_SCHEMA),
+             "postprocessing": (PostprocessingDecision, POSTPROCESSING_SCHEMA),
+             "ensemble": (EnsembleSpec, ENSEMBLE_SCHEMA),
+             "inference_information": (_InferenceInformationFile, INFERENCE_INFO_SCHEMA),
+             "probabilities": (ProbabilityRecord, PROBABILITIES_SCHEMA),
+             "predict_args": (PredictArgs, PREDICT_ARGS_SCHEMA)}
+    return {kind: header_schema(json_schema(cls), schema=schema, version=SCHEMA_VERSION)
+            for kind, (cls, schema) in kinds.items()}
 
 
 def keys_of(labels_or_regions: Sequence[LabelOrRegion]) -> tuple[str, ...]:

@@ -94,7 +94,8 @@ class TrainingConfig:
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"TrainingConfig.batch_size must be >= 1, got {self.batch_size}.")
         if not 0.0 <= self.oversample_foreground <= 1.0:
-            raise ConfigError(f"TrainingConfig.oversample_foreground must be in [0, 1], got {self.oversample_foreground}.")
+            msg = f"TrainingConfig.oversample_foreground must be in [0, 1], got {self.oversample_foreground}."
+            raise ConfigError(msg)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"TrainingConfig.ema_decay must be in [0, 1), got {self.ema_decay}.")
         if self.initial_lr <= 0 or self.grad_clip <= 0:
@@ -146,7 +147,8 @@ class TrainingConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ConfigError(f"Unknown TrainingConfig field(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+            msg = f"Unknown TrainingConfig field(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+            raise ConfigError(msg)
         return dataclasses.replace(self, **changes)
 
     # ---- serialisation ----------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import torch
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import UsageError
-from autounet.schemas.plans import ConfigurationPlan, Plans, load_plans
+from autounet.planning.store import read_plans_file
+from autounet.schemas.plans import ConfigurationPlan, Plans
 from autounet.schemas.training import TrainingConfig, save_training_config
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
@@ -34,15 +35,16 @@ from autounet.training.loop import Run, fit, iteration_seed
 from autounet.training.sampler import rank_batch_and_oversampling
 from autounet.workspace import (
     DATASET_JSON,
+    DEFAULT_PLANS_NAME,
     FINGERPRINT_JSON,
     PLANS_JSON,
     PREDICTED_NEXT_STAGE_DIR,
+    TRAINING_CONFIG_JSON,
     Workspace,
     fold_dir_name,
 )
 
 log = get_logger(__name__)
-TRAINING_CONFIG_JSON = "training_config.json"
 INIT_STREAM = 7
 RUNTIME_FIELDS = ("device", "workers", "prefetch", "threads", "compile", "amp", "channels_last")
 
@@ -76,7 +78,7 @@ def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, pla
     from autounet.schemas._base import read_json
     from autounet.schemas.dataset import load_dataset_spec
 
-    plans = load_plans(workspace.plans_file(dataset_name, plans_name))
+    plans = read_plans_file(workspace.plans_file(dataset_name, plans_name))
     plan = plans.configuration(configuration)
     ds_path = workspace.preprocessed_dataset_json(dataset_name)
     labels = LabelSpec.from_dataset_spec(load_dataset_spec(ds_path))
@@ -122,7 +124,7 @@ def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epoc
 
 
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
-          config: TrainingConfig, plans_name: str = "nnUNetPlans", resume: bool = False, continue_epochs: int = 0,
+          config: TrainingConfig, plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, continue_epochs: int = 0,
           overwrite: bool = False, distributed: bool = False, progress: bool = False,
           store: PatchStore | None = None) -> Path:
     """Train one fold of one configuration; returns the fold folder.
@@ -231,7 +233,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         prev_dir = workspace.model_dir(dataset_name, str(plan.previous_stage), plans_name=inputs.plans.plans_name,
                                        trainer=config.trainer_name) / PREDICTED_NEXT_STAGE_DIR / plan.name
         previous = PreviousStage(prev_dir)
-    common = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
+    common: dict[str, Any] = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
                   probabilistic=config.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
                   workers=config.workers, prefetch=config.prefetch, previous_stage=previous,
                   pin_memory=device.type == "cuda")

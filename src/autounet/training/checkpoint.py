@@ -19,12 +19,13 @@ import torch
 
 from autounet._atomic import atomic_path
 from autounet.errors import CheckpointError
+from autounet.workspace import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST
 
 SCHEMA = "autounet/checkpoint"
 SCHEMA_VERSION = 1
-LATEST = "checkpoint_latest.pth"
-BEST = "checkpoint_best.pth"
-FINAL = "checkpoint_final.pth"
+LATEST = CHECKPOINT_LATEST
+BEST = CHECKPOINT_BEST
+FINAL = CHECKPOINT_FINAL
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

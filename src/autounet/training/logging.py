@@ -8,19 +8,19 @@ from the log (atomically) after every epoch, which keeps it free of duplicates a
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autounet._atomic import atomic_path, write_bytes_atomic
+from autounet._atomic import atomic_path
 from autounet._log import get_logger
+from autounet.schemas.training_log import EpochRecord, write_training_log
+from autounet.workspace import PROGRESS_PNG, TRAINING_LOG_JSONL, TRAINING_LOG_TXT_PREFIX
 
 log = get_logger(__name__)
-JSONL_NAME = "training_log.jsonl"
-PROGRESS_PNG = "progress.png"
+JSONL_NAME = TRAINING_LOG_JSONL
 KEYS = ("mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
         "epoch_start_timestamps", "epoch_end_timestamps", "data_wait_share")
 
@@ -89,7 +89,7 @@ class RunLogger:
         self.fold_dir = fold_dir
         self.enabled, self.plot = enabled, plot
         stamp = _dt.datetime.now()
-        name = (f"training_log_{stamp.year}_{stamp.month}_{stamp.day}_"
+        name = (f"{TRAINING_LOG_TXT_PREFIX}{stamp.year}_{stamp.month}_{stamp.day}_"
                 f"{stamp.hour:02d}_{stamp.minute:02d}_{stamp.second:02d}.txt")
         self.text_path = fold_dir / name
 
@@ -107,8 +107,8 @@ class RunLogger:
         self.text(epoch_line(training_log.epoch_record(epoch), total_epochs=total_epochs, best=best))
         if not self.enabled:
             return
-        lines = [json.dumps(training_log.epoch_record(e), allow_nan=True) for e in range(training_log.epochs_logged)]
-        write_bytes_atomic(self.fold_dir / JSONL_NAME, ("\n".join(lines) + "\n").encode("utf-8"))
+        write_training_log(self.fold_dir / JSONL_NAME, (EpochRecord.from_dict(training_log.epoch_record(e))
+                                                        for e in range(training_log.epochs_logged)))
         if self.plot:
             plot_progress(training_log, self.fold_dir / PROGRESS_PNG)
 

@@ -131,7 +131,8 @@ class DiceBCELoss(nn.Module):
             target = target[:, :-1]
         if target.shape != logits.shape:
             msg = (f"Region loss: target shape {tuple(target.shape)} does not match the logits "
-                   f"{tuple(logits.shape)} (one channel per region{', plus the ignore mask' if mask is not None else ''}).")
+                   f"{tuple(logits.shape)} (one channel per region"
+                   f"{', plus the ignore mask' if mask is not None else ''}).")
             raise ConfigError(msg)
         acc = torch.promote_types(logits.dtype, torch.float32)
         target = target.to(acc)

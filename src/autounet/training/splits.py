@@ -75,7 +75,8 @@ def save_splits(path: str | os.PathLike[str], splits: list[Split]) -> None:
     write_json_atomic(path, splits)
 
 
-def fold_cases(splits_file: str | os.PathLike[str], case_ids: Sequence[str], fold: int | str) -> tuple[list[str], list[str]]:
+def fold_cases(splits_file: str | os.PathLike[str], case_ids: Sequence[str],
+               fold: int | str) -> tuple[list[str], list[str]]:
     """Train and validation cases of ``fold`` (0.. or ``"all"``), creating ``splits_final.json`` when absent."""
     ids = sorted(case_ids)
     if str(fold) == "all":

@@ -49,7 +49,7 @@ def test_zero_sigma_noise_is_identity(image: torch.Tensor) -> None:
 def test_noise_draws() -> None:
     p = intensity.make_noise_params(NoiseConfig(), 40000, torch.Generator().manual_seed(0))
     assert abs(p.apply.double().mean().item() - 0.1) < 5 * math.sqrt(0.09 / 40000)
-    assert 0 <= p.sigma.min() and p.sigma.max() <= 0.1 and abs(p.sigma.mean().item() - 0.05) < 0.002
+    assert p.sigma.min() >= 0 and p.sigma.max() <= 0.1 and abs(p.sigma.mean().item() - 0.05) < 0.002
 
 
 # ---- blur --------------------------------------------------------------------------------------------------------

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from autounet.augmentation import (AugmentationConfig, build, initial_patch_size, mirror_axes, preset,
-                                   rotation_range_deg, use_dummy_2d)
+from autounet.augmentation import (
+    AugmentationConfig,
+    build,
+    initial_patch_size,
+    mirror_axes,
+    preset,
+    rotation_range_deg,
+    use_dummy_2d,
+)
 from autounet.augmentation import spatial as spatial_mod
 from autounet.errors import ConfigError
 

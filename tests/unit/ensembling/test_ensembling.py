@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from validation_fakes import DATASET, make_fake_results
 
 from autounet.ensembling import (
     accumulate_crossval,
@@ -26,6 +25,7 @@ from autounet.evaluation import load_summary
 from autounet.io import ImageGeometry, read_segmentation
 from autounet.labels import LabelSpec
 from autounet.postprocessing import apply_steps, load_postprocessing
+from validation_fakes import DATASET, make_fake_results
 
 LABELS = LabelSpec.from_labels({"background": 0, "a": 1, "b": 2})
 GEOM = ImageGeometry(spacing=(1.5, 1.0, 1.0))

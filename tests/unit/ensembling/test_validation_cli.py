@@ -11,11 +11,11 @@ import shutil
 
 import numpy as np
 import pytest
-from validation_fakes import DATASET, make_fake_results
 
 from autounet.cli import main
 from autounet.evaluation import load_summary
 from autounet.io import ImageGeometry, write_segmentation
+from validation_fakes import DATASET, make_fake_results
 
 
 def test_evaluate_cli_writes_summary_and_csv(tmp_path, capsys):

@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from _networks_testlib import iso_spec
 from torch import nn
 
 from autounet import networks
 from autounet.errors import ConfigError
 from autounet.networks.blocks import InstanceNorm, ResidualBlock
 from autounet.schemas.plans import NetworkSpec
-
-from _networks_testlib import iso_spec
 
 TINY3D = iso_spec("plain_unet", (4, 8, 16))
 TINY_RES = iso_spec("resenc_unet", (4, 8, 16), blocks=(1, 2, 2))

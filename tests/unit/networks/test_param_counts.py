@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
+from _networks_testlib import GOLDEN, iso_spec
 
 from autounet import networks
 from autounet.schemas.plans import NetworkSpec
-
-from _networks_testlib import GOLDEN, iso_spec
 
 _GOLDEN = json.loads((GOLDEN / "param_counts.json").read_text(encoding="utf-8"))["networks"]
 

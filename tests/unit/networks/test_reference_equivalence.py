@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from _networks_testlib import GOLDEN
 
 from autounet import networks
 from autounet.schemas.plans import NetworkSpec
-
-from _networks_testlib import GOLDEN
 
 _ITEMS = json.loads((GOLDEN / "forward.json").read_text(encoding="utf-8"))
 

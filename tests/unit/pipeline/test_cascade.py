@@ -15,6 +15,7 @@ import torch
 from autounet.errors import DatasetError, PlansError
 from autounet.inference import Predictor
 from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
+from autounet.io import ImageGeometry
 from autounet.labels import LabelSpec
 from autounet.pipeline.cascade import (
     next_stage_dir,
@@ -26,7 +27,6 @@ from autounet.pipeline.cascade import (
     with_previous_stages,
     write_next_stage_predictions,
 )
-from autounet.io import ImageGeometry
 from autounet.preprocessing import CaseStore, preprocess_case, resample_data_or_seg_to_shape, write_case
 from autounet.schemas.plans import ComponentSpec, Plans, save_plans
 from autounet.training.data import PreviousStage

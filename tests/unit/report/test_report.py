@@ -12,12 +12,12 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
-from validation_fakes import DATASET, make_fake_results
 
 from autounet.errors import DatasetError
 from autounet.report import build_report
 from autounet.report.stats import best_and_worst, fold_scores, mean_sd_over_folds, suitability
 from autounet.schemas.results import CaseResult, EvaluationSummary, LabelMetrics
+from validation_fakes import DATASET, make_fake_results
 
 
 def _lm(dice: float) -> LabelMetrics:

@@ -8,8 +8,6 @@ import torch
 from autounet.training.data import BatchLoader, crop_and_pad
 
 
-
-
 def _loader(store, **kw: object) -> BatchLoader:
     args = dict(batch_size=3, patch_size=(16, 16, 16), final_patch_size=(12, 12, 12), oversample=0.33, seed=7,
                 workers=2, prefetch=3)
@@ -75,9 +73,23 @@ def test_cascade_previous_stage_is_second_seg_channel(tmp_path, make_store) -> N
     assert np.array_equal(prev[inside & (seg > 0)], seg[inside & (seg > 0)])
 
 
-def test_pin_memory_returns_tensors(make_store) -> None:
+def test_pin_memory_returns_pinned_tensors_of_the_same_batch(make_store, monkeypatch) -> None:
     store = make_store(n_cases=2)
-    loader = _loader(store, workers=0)
-    loader.pin_memory = torch.cuda.is_available()
-    batch = next(iter(loader.batches(0, 0, 1)))
-    assert batch.read_seconds >= 0
+    plain = next(iter(_loader(store, workers=0).batches(0, 0, 1)))
+    pinned_calls: list[tuple[int, ...]] = []
+    if not torch.cuda.is_available():  # CPU-only torch cannot pin: record the calls instead
+        def fake_pin(self: torch.Tensor) -> torch.Tensor:
+            pinned_calls.append(tuple(self.shape))
+            return self.clone()
+
+        monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    batch = next(iter(_loader(store, workers=0, pin_memory=True).batches(0, 0, 1)))
+    assert isinstance(batch.data, torch.Tensor) and isinstance(batch.seg, torch.Tensor)
+    assert batch.data.dtype == torch.float32 and batch.seg.dtype == torch.int16
+    np.testing.assert_array_equal(batch.data.numpy(), plain.data)
+    np.testing.assert_array_equal(batch.seg.numpy(), plain.seg)
+    assert batch.keys == plain.keys and 0 <= batch.read_seconds < 60
+    if torch.cuda.is_available():
+        assert batch.data.is_pinned() and batch.seg.is_pinned()
+    else:
+        assert pinned_calls == [tuple(plain.data.shape), tuple(plain.seg.shape)]

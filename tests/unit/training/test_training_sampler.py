@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autounet.training.sampler import (choose_lower_corner, eligible_classes, forced_foreground_mask, patch_bounds,
-                                       plan_batch, rank_batch_and_oversampling, split_box)
+from autounet.training.sampler import (
+    choose_lower_corner,
+    eligible_classes,
+    forced_foreground_mask,
+    patch_bounds,
+    plan_batch,
+    rank_batch_and_oversampling,
+    split_box,
+)
 
 
 @pytest.mark.parametrize(("batch", "forced"), [(1, 0), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (7, 2), (9, 3),
