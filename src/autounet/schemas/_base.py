@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from autounet._atomic import write_json_atomic
+from autounet._version import VERSION
 from autounet.errors import SchemaError
 
-PACKAGE_VERSION = "0.1.0"
+PACKAGE_VERSION = VERSION
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
 

@@ -37,13 +37,15 @@ BUDGET_ALIASES = {"reference": "full", "default": "full"}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,  # noqa: A002
-            aliases: tuple[str, ...] = (), metavar: str | None = None, factory: Any = None) -> Any:
-    """A dataclass field with its help text and CLI flag (``None``: no flag) in the metadata."""
-    meta = {"help": help, "flag": flag, "aliases": aliases, "metavar": metavar}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+def meta(*, help: str, flag: str | None = None, aliases: tuple[str, ...] = (),
+         metavar: str | None = None) -> dict[str, Any]:
+    """A setting's metadata: help text, CLI flag (``None``: no flag), deprecated flag aliases, metavar."""
+    return {"help": help, "flag": flag, "aliases": aliases, "metavar": metavar}
+
+
+def setting(default: Any, **metadata: Any) -> Any:
+    """A dataclass field with a constant default and :func:`meta` metadata."""
+    return field(default=default, metadata=meta(**metadata))
 
 
 def check_device(name: str, *, where: str = "device") -> str:
@@ -64,17 +66,18 @@ class TrainingRecipe:
     initial_lr: float = setting(1e-2, flag="--lr", help="learning rate of epoch 0")
     optimizer: str = setting("sgd", flag="--optimizer", metavar="NAME",
                              help="optimiser (registered: sgd = SGD Nesterov, adamw)")
-    optimizer_params: dict[str, Any] = setting(factory=dict, flag="--optimizer-param", metavar="KEY=VALUE",
-                                               help="optimiser parameter, repeatable (sgd: momentum 0.99, "
-                                                    "weight_decay 3e-5)")
+    optimizer_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--optimizer-param", metavar="KEY=VALUE",
+        help="optimiser parameter, repeatable (sgd: momentum 0.99, weight_decay 3e-5, nesterov true)"))
     schedule: str = setting("poly", flag="--schedule", metavar="NAME",
                             help="learning-rate schedule (registered: poly, constant)")
-    schedule_params: dict[str, Any] = setting(factory=dict, flag="--schedule-param", metavar="KEY=VALUE",
-                                              help="schedule parameter, repeatable (poly: exponent 0.9)")
+    schedule_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--schedule-param", metavar="KEY=VALUE", help="schedule parameter, repeatable (poly: exponent 0.9)"))
     loss: str = setting("dice_ce", flag="--loss", metavar="NAME",
                         help="loss (registered: dice_ce = Dice+CE, or Dice+BCE for regions)")
-    loss_params: dict[str, Any] = setting(factory=dict, flag="--loss-param", metavar="KEY=VALUE",
-                                          help="loss parameter, repeatable (dice_ce: weight_ce, weight_dice, smooth)")
+    loss_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--loss-param", metavar="KEY=VALUE",
+        help="loss parameter, repeatable (dice_ce: weight_ce 1, weight_dice 1, smooth 1e-5)"))
     grad_clip: float = setting(12.0, flag="--grad-clip", help="global L2 gradient-norm clip")
     oversample_foreground: float = setting(0.33, flag="--oversample",
                                            help="share of each batch forced to contain foreground")
@@ -109,7 +112,7 @@ class TrainingRecipe:
 class RuntimeSettings:
     """How a run executes on this machine; a resumed run takes these from the new invocation."""
 
-    device: str = setting("auto", flag="--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    device: str = setting("auto", flag="--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
     loader_threads: int = setting(2, flag="--loader-threads", metavar="N",
                                   help="patch-reading threads (0: read in the main thread)")
     prefetch: int = setting(4, flag="--prefetch", metavar="N", help="batches read ahead of the training step")

@@ -314,7 +314,7 @@ def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 def _loss_components(recipe: TrainingRecipe, labels: Any, *, batch_dice: bool, scales: Any, ddp: bool,
                      compiled: bool) -> tuple[Any, Any]:
     """The recipe's loss (with deep-supervision weights) and the pseudo-Dice counts."""
-    from autounet.training import losses
+    from autounet.training import components, losses
 
     loss = components.build_loss(recipe, labels, batch_dice=batch_dice, deep_supervision_scales=scales, ddp=ddp,
                                  compiled=compiled)
