@@ -150,7 +150,7 @@ def run_training(job: TrainingJob, *, runtime: RuntimeSettings | None = None, di
         summary = validate_fold(job.workspace, job.dataset, job.configuration, job.fold, plans_name=job.plans_name,
                                 trainer=trainer, options=options)
         result.validation_dice = float(summary.score)
-        log.info("Validation of %s: mean foreground Dice %.4f", job.key, summary.score)
+        log.debug("Validation of %s: mean foreground Dice %.4f", job.key, summary.score)
     plans = load_plans(job.workspace.plans_file(job.dataset, job.plans_name))
     if job.next_stage and plans.configuration(job.configuration).next_stage:
         report = write_next_stage_predictions(job.workspace, job.dataset, job.configuration, job.fold,

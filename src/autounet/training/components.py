@@ -122,5 +122,16 @@ def build_loss(recipe: TrainingRecipe, labels: Any, *, batch_dice: bool, deep_su
         labels, batch_dice=batch_dice, deep_supervision_scales=deep_supervision_scales, ddp=ddp, compiled=compiled)
 
 
+def components_markdown() -> str:
+    """The Markdown table of every registered optimiser, schedule and loss with its parameters (docs/training.md)."""
+    rows = ["| kind (recipe field) | name | parameters (defaults) | what it is |", "|---|---|---|---|"]
+    for registry, field_name in ((OPTIMIZERS, "optimizer"), (SCHEDULES, "schedule"), (LOSSES, "loss")):
+        for name in registry.names():
+            params = ", ".join(f"`{k}={v!r}`" for k, v in parameters(registry, name).items()) or "none"
+            doc = (inspect.getdoc(registry.get(name)) or "").splitlines()[0].replace("``", "`")
+            rows.append(f"| {registry.kind} (`{field_name}`) | `{name}` | {params} | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
 __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULES", "build_loss", "build_optimizer", "build_schedule", "check_recipe",
-           "component", "parameters"]
+           "component", "components_markdown", "parameters"]
