@@ -39,7 +39,8 @@ def render(text: str, blocks: dict[str, Callable[[], str]]) -> str:
                              rf"{re.escape(name)} -->)", re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"block {name!r} not found")
-        text = pattern.sub(lambda m, made=make(): m.group(1) + made + m.group(2), text)
+        made = make()
+        text = pattern.sub(lambda m: m.group(1) + made + m.group(2), text)  # noqa: B023 - used at once
     return text
 
 

@@ -80,7 +80,9 @@ def test_positional_shorthand_and_options_are_the_same(argv: list[str]) -> None:
 def test_missing_or_conflicting_dataset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         _parse(["train", "-c", "2d", "-f", "0"])
-    assert exc.value.code == 2 and "dataset is required (-d/--dataset)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "autounet train: error: dataset is required (-d/--dataset)" in err
+    assert err.startswith("usage: autounet train")
     with pytest.raises(SystemExit):
         _parse(["plan", "4", "-d", "5"])
     assert "dataset given twice" in capsys.readouterr().err

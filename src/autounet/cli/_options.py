@@ -144,6 +144,7 @@ def devices(parser: argparse.ArgumentParser) -> None:
 
 def finish(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Merge positional shorthands into their options and check the required ones (``parser.error`` otherwise)."""
+    parser = _command_parser(parser, getattr(args, "command", None))
     for name in [n for n in vars(args) if n.endswith(POSITIONAL_SUFFIX)]:
         value = getattr(args, name)
         delattr(args, name)
@@ -155,4 +156,12 @@ def finish(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for option in getattr(args, "_required", ()) or ():
         if getattr(args, option, None) is None:
             flag = {"dataset": "-d/--dataset", "configuration": "-c/--configuration", "fold": "-f/--fold"}[option]
-            parser.error(f"{args.command}: {option} is required ({flag})")
+            parser.error(f"{option} is required ({flag})")
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The subcommand's parser (its usage line goes with the error), else ``parser``."""
+    for action in parser._actions:  # argparse offers no public walk of its sub-parsers
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]  # type: ignore[no-any-return]
+    return parser

@@ -13,8 +13,17 @@ import autounet
 from autounet import pipeline
 from autounet.cli import main
 from autounet.errors import AutounetError, ConfigError, UsageError
-from autounet.pipeline.training import FoldResult, ProcessSubmitter, TrainingJob, run_training
-from autounet.schemas.training import RuntimeSettings, load_training_config, training_config
+from autounet.pipeline.training import (
+    FoldResult,
+    ProcessSubmitter,
+    TrainingJob,
+    run_training,
+)
+from autounet.schemas.training import (
+    RuntimeSettings,
+    load_training_config,
+    training_config,
+)
 from autounet.testing import make_synthetic_dataset
 from autounet.workspace import Workspace
 
