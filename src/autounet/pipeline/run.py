@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from autounet._log import get_logger
 from autounet.dataset import open_raw_dataset, verify
@@ -44,6 +44,7 @@ from autounet.preprocessing import run as preprocess
 from autounet.report import build_report
 from autounet.schemas.results import InferenceInformation
 from autounet.schemas.training import (
+    RuntimeSettings,
     TrainingConfig,
     canonical_budget,
     check_device,
@@ -222,7 +223,7 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
 
     with _submitter(submit, len(options.devices)) as send:
         def start(job: Job, device: str) -> Future[Any]:
-            training_job, runtime = job.payload  # type: ignore[misc]
+            training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
             say("train", f"{job.key} on {device}")
             return send(training_job, replace(runtime, device=device))
 

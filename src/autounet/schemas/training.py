@@ -265,7 +265,7 @@ def settings_markdown() -> str:
     """The Markdown table of every training setting (``docs/training.md`` includes it verbatim)."""
     rows = ["| setting (API keyword) | CLI flag | default | group | meaning |", "|---|---|---|---|---|"]
     for group, f in setting_fields():
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc, operator]
         flag = f.metadata["flag"] or "(global `--no-progress`)"
         rows.append(f"| `{f.name}` | `{flag}` | `{default!r}` | {group} | {f.metadata['help']} |")
     return "\n".join(rows) + "\n"
