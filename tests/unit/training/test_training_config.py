@@ -3,7 +3,6 @@ pretrained loading, checkpoint helpers."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
