@@ -20,6 +20,11 @@ DEST_PREFIX = "setting__"
 _METAVARS = {int: "N", float: "X", str: "VALUE"}
 
 
+def dest(name: str) -> str:
+    """The argparse ``dest`` of the flag of setting ``name`` (for another spelling of it, e.g. ``-tr``)."""
+    return DEST_PREFIX + name
+
+
 def _scalar(annotation: Any) -> Any:
     """``int`` for ``int | None`` (and so on); the annotation itself otherwise."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -44,21 +49,21 @@ def add_training_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, .
     group = parser.add_argument_group("training settings (docs/training.md; defaults: the full budget's)")
     for where, f in [(g, f) for g, f in setting_fields() if f.metadata["flag"] and f.name not in exclude]:
         kind = _scalar(field_type(where, f))
-        flag, dest, help_text = f.metadata["flag"], DEST_PREFIX + f.name, f.metadata["help"]
+        flag, target, help_text = f.metadata["flag"], dest(f.name), f.metadata["help"]
         if kind in (int, float, str) and f.default not in (None, dataclasses.MISSING):
             help_text += f" (default {f.default})"
         extra: dict[str, Any] = {"metavar": f.metadata["metavar"] or _METAVARS.get(kind, "VALUE")}
         if kind is bool:
             const = not flag.startswith("--no-")
-            group.add_argument(flag, dest=dest, action="store_const", const=const, default=None, help=help_text)
+            group.add_argument(flag, dest=target, action="store_const", const=const, default=None, help=help_text)
             extra = {}
         elif typing.get_origin(kind) is dict or kind is dict:
-            group.add_argument(flag, dest=dest, action="append", type=_key_value, default=None, help=help_text,
+            group.add_argument(flag, dest=target, action="append", type=_key_value, default=None, help=help_text,
                                **extra)
         else:
-            group.add_argument(flag, dest=dest, type=kind, default=None, help=help_text, **extra)
+            group.add_argument(flag, dest=target, type=kind, default=None, help=help_text, **extra)
         for alias in f.metadata["aliases"]:
-            deprecated_alias(group, alias, flag, dest=dest, **extra)
+            deprecated_alias(group, alias, flag, dest=target, **extra)
 
 
 def training_settings(args: argparse.Namespace) -> dict[str, Any]:
