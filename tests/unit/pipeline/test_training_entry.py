@@ -79,6 +79,8 @@ def test_run_training_auto_resume_reuses_a_finished_fold(planned: Workspace) -> 
     recipe = training_config("short", **TINY).recipe
     job = TrainingJob(workspace=planned, dataset=NAME, configuration="2d", fold=1, recipe=recipe, resume="auto",
                       validation=None)
+    if not (job.fold_dir / "checkpoint_final.pth").is_file():  # run alone (the API test trains fold 1)
+        autounet.train(990, "2d", 1, budget="short", workspace=planned, validate=False, **TINY)
     stamp = (job.fold_dir / "checkpoint_final.pth").stat().st_mtime_ns
     result = run_training(job, runtime=RuntimeSettings(device="cpu", loader_threads=0))
     assert not result.trained and result.validation_dice is None
@@ -118,11 +120,10 @@ def test_process_submitter_runs_the_job_in_a_child_and_returns_its_error(planned
 
 @pytest.mark.slow
 def test_pipeline_on_two_devices_runs_one_process_per_device(planned: Workspace) -> None:
-    options = pipeline.RunOptions(configurations=("2d",), folds=(2, 3, 4), devices=("cpu", "cpu"),
+    options = pipeline.RunOptions(configurations=("2d",), folds=(3, 4), devices=("cpu", "cpu"),
                                   budget="short", workers=1, training_overrides=TINY)
     summary = pipeline.run(planned, NAME, options=options)
-    assert sorted(summary.trained) == ["2d/fold_3", "2d/fold_4"]
-    assert summary.reused == ["2d/fold_2"] and not summary.failed
+    assert sorted(summary.trained) == ["2d/fold_3", "2d/fold_4"] and not summary.failed
     for fold in (3, 4):
         assert (_fold_dir(planned, fold) / "checkpoint_final.pth").is_file()
         assert (_fold_dir(planned, fold) / "validation" / "summary.json").is_file()
