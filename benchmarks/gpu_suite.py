@@ -364,7 +364,7 @@ def run_suite(*, device_name: str, smoke: bool, budget_s: float, log: Callable[[
         t0 = time.perf_counter()
         try:
             value = fn()
-        except Exception as exc:  # one failed measurement must not lose the others
+        except Exception as exc:  # noqa: BLE001 -- one failed measurement must not lose the others
             value = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         value["wall_s"] = round(time.perf_counter() - t0, 2)
         results["shapes"].setdefault(shape_name, {})[what] = value

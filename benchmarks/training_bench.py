@@ -134,7 +134,7 @@ def bench_ours(iters: int, threads: int, workers: int, config: str, device: str,
 
     from autounet.planning.reference import import_plans
     from autounet.schemas.plans import save_plans
-    from autounet.schemas.training import TrainingConfig
+    from autounet.schemas.training import training_config
     from autounet.training.build import build_run, load_inputs
     from autounet.training.ddp import DistContext
     from autounet.training.loop import train_step
@@ -151,7 +151,8 @@ def bench_ours(iters: int, threads: int, workers: int, config: str, device: str,
             if (pre / name).is_file():
                 (target / name).write_text((pre / name).read_text(encoding="utf-8"))
         inputs = load_inputs(ws, DATASET, config, "nnUNetPlans", check_data=False)
-        cfg = TrainingConfig(workers=workers, device=device, seed=0, channels_last=channels_last, val_iterations=0)
+        cfg = training_config(loader_threads=workers, device=device, seed=0, channels_last=channels_last,
+                              val_iterations=0)
         torch_device = torch.device(device)
         run = build_run(ws, DATASET, inputs, 0, fold_dir=Path(tmp) / "fold_0", config=cfg,
                         device=torch_device, dist_ctx=DistContext(), seed=0,

@@ -7,6 +7,7 @@ packages (and torch) load on first use.
 
 from __future__ import annotations
 
+from autounet._version import VERSION
 from autounet.api import (
     evaluate,
     find_best,
@@ -20,6 +21,6 @@ from autounet.api import (
     verify,
 )
 
-__version__ = "0.1.0"
+__version__ = VERSION
 __all__ = ["__version__", "evaluate", "find_best", "fingerprint", "import_dataset", "plan", "predict", "preprocess",
            "run", "train", "verify"]

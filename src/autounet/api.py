@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from autounet.dataset import ImportResult, VerificationReport
     from autounet.evaluation import EvaluationSummary
     from autounet.inference import RunReport
-    from autounet.pipeline import RunSummary
+    from autounet.pipeline import FoldResult, RunSummary
     from autounet.schemas.fingerprint import Fingerprint
     from autounet.schemas.plans import Plans
     from autounet.schemas.results import InferenceInformation
@@ -101,28 +101,29 @@ def preprocess(dataset: str | int | os.PathLike[str], configurations: Sequence[s
     return _preprocess(ws, name, plans, configurations, workers=workers, clean=clean)
 
 
-def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "reference",
+def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "full",
           plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, validate: bool = True,
-          workspace: WorkspaceLike = None, **overrides: Any) -> Path:
-    """``autounet train``: train one fold (``overrides`` are TrainingConfig fields), then validate it.
+          save_probabilities: bool = True, workspace: WorkspaceLike = None, **settings: Any) -> FoldResult:
+    """``autounet train``: train one fold, validate it, and write a cascade's next-stage inputs.
 
-    Returns the fold folder. ``validate`` runs the fold's validation cases through the inference pipeline and
-    writes ``validation/summary.json`` (skipped for fold ``all``).
+    ``settings`` are the recipe and runtime fields of ``docs/training.md`` (``epochs=``, ``optimizer="adamw"``,
+    ``optimizer_params={...}``, ``device="cuda:1"``, ``seed=``, ...), overriding the ``budget``'s values
+    (``full`` or ``short``). ``validate`` runs the fold's validation cases through the inference pipeline and
+    writes ``validation/summary.json`` (skipped for fold ``all``). Returns the fold folder and validation Dice.
     """
-    from autounet.pipeline import ValidationOptions, validate_fold
+    from autounet.pipeline import TrainingJob, ValidationOptions, run_training
+    from autounet.pipeline.training import parse_fold
     from autounet.planning.store import read_plans_file
-    from autounet.training import TrainingConfig
-    from autounet.training import train as _train
+    from autounet.schemas.training import training_config
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
     ndim = read_plans_file(ws.plans_file(name, plans_name)).configuration(configuration).ndim
-    config = TrainingConfig.preset(budget, spatial_dims=ndim, **overrides)
-    fold_dir = _train(ws, name, configuration, fold, config=config, plans_name=plans_name, resume=resume)
-    if validate and str(fold) != "all":
-        validate_fold(ws, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
-                      options=ValidationOptions(device=config.device))
-    return fold_dir
+    config = training_config(budget, spatial_dims=ndim, **settings)
+    job = TrainingJob(workspace=ws, dataset=name, configuration=configuration, fold=parse_fold(fold),
+                      recipe=config.recipe, plans_name=plans_name, resume="yes" if resume else "no",
+                      validation=ValidationOptions(save_probabilities=save_probabilities) if validate else None)
+    return run_training(job, runtime=config.runtime)
 
 
 def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
@@ -180,13 +181,16 @@ def find_best(dataset: str | int, *, configurations: Sequence[str] = ("2d", "3d_
 def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] | None = None,
         folds: Sequence[int] = (0, 1, 2, 3, 4), preset: str = "default", budget: str = "full",
         devices: Sequence[str] = ("auto",), workers: int = 2, workspace: WorkspaceLike = None,
-        **training_overrides: Any) -> RunSummary:
-    """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen."""
+        **settings: Any) -> RunSummary:
+    """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen.
+
+    ``settings`` are recipe and runtime fields (``docs/training.md``) overriding the ``budget``'s values.
+    """
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
 
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(training_overrides))
+                         training_overrides=dict(settings))
     if configurations:
         options = dataclasses.replace(options, configurations=tuple(configurations))
     return _run(_ws(workspace), dataset, options=options)

@@ -11,7 +11,6 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest

@@ -56,7 +56,7 @@ def test_run_trains_lowres_then_cascade(tmp_path: Path) -> None:
     options = pipeline.RunOptions(configurations=("3d_cascade_fullres",), folds=(0, 1), devices=("cpu",),
                                   workers=1, training_overrides={"epochs": 1, "iterations_per_epoch": 2,
                                                                  "val_iterations": 1, "batch_size": 2,
-                                                                 "workers": 0})
+                                                                 "loader_threads": 0})
     steps: list[tuple[str, str]] = []
     summary = pipeline.run(ws, NAME, options=options, on_step=lambda step, msg: steps.append((step, msg)))
 

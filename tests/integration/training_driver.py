@@ -80,14 +80,14 @@ def make(ws_root: Path, n_cases: int = 6) -> None:
 def train(ws_root: Path, fold: str, epochs: int, resume: bool) -> Path:
     import torch
 
-    from autounet.training import TrainingConfig
     from autounet.training import train as run_training
+    from autounet.training import training_config
     from autounet.workspace import Workspace
 
     torch.set_num_threads(1)
     ws = Workspace.at(ws_root)
-    cfg = TrainingConfig(epochs=epochs, iterations_per_epoch=3, val_iterations=2, seed=11, deterministic=True,
-                         device="cpu", workers=1, threads=1)
+    cfg = training_config(epochs=epochs, iterations_per_epoch=3, val_iterations=2, seed=11, deterministic=True,
+                          device="cpu", loader_threads=1, threads=1)
     store = NpyStore(ws.preprocessed_data(DATASET, "nnUNetPlans_3d_fullres"))
     return run_training(ws, DATASET, CONFIG, fold if fold == "all" else int(fold), config=cfg, resume=resume,
                         distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1, store=store)

@@ -2,9 +2,11 @@
 
 Each non-underscore module of this package is one subcommand. It defines ``NAME`` (the subcommand), ``HELP``
 (one line), ``add_arguments(parser)`` and ``run(args, ctx) -> int``. Modules import heavy API code (torch, ...)
-inside ``run`` so that ``autounet --help`` stays fast. ``main`` resolves the workspace once, maps
-``AutounetError`` to a one-line message and exit code (2 usage/config, 1 runtime) and shows tracebacks only with
-``--debug``.
+inside ``run`` so that ``autounet --help`` stays fast. Flags shared by several commands come from
+:mod:`autounet.cli._options` (and the training settings from :mod:`autounet.cli._settings`), so that a concept is
+spelled the same everywhere (docs/cli-conventions.md). The global flags (:data:`GLOBAL_FLAGS`) are accepted before
+or after the subcommand. ``main`` resolves the workspace once, maps ``AutounetError`` to a one-line message and
+exit code (2 usage/config, 1 runtime) and shows tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from autounet._log import enable_logging
+from autounet._version import VERSION
+from autounet.cli import _options
 from autounet.errors import AutounetError
 from autounet.workspace import Workspace, resolve_workspace
 
@@ -44,16 +48,30 @@ def _command_modules() -> list[ModuleType]:
     return sorted(modules, key=lambda m: m.NAME)
 
 
+def add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """``--workspace``, ``--debug``, ``--quiet``, ``--no-progress``.
+
+    The top-level parser holds the defaults; each subcommand parser repeats the flags with ``SUPPRESS`` defaults, so
+    a flag given before the subcommand is not reset by the subcommand's parser and one given after it also counts.
+    """
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--workspace", metavar="DIR", default=default(None),
+                        help="workspace root (default: $AUTOUNET_HOME, nnUNet_* variables, ./autounet_workspace)")
+    parser.add_argument("--debug", action="store_true", default=default(False), help="show full tracebacks")
+    parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=default(True),
+                        help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (one subparser per command module)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", metavar="DIR", default=None,
-                        help="workspace root (default: $AUTOUNET_HOME, nnUNet_* variables, ./autounet_workspace)")
-    common.add_argument("--debug", action="store_true", help="show full tracebacks")
-    common.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    common.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_global_flags(common, suppress=True)
     parser = argparse.ArgumentParser(prog="autounet", description="Self-configuring biomedical image segmentation.")
-    parser.add_argument("--version", action="version", version="autounet 0.1.0")
+    parser.add_argument("--version", action="version", version=f"autounet {VERSION}")
+    add_global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=[common])
@@ -72,7 +90,9 @@ def _tolerate_any_locale() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autounet`` console script."""
     _tolerate_any_locale()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _options.finish(parser, args)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
                   progress=args.progress and not args.quiet and sys.stderr.isatty())

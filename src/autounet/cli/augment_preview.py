@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from autounet.workspace import DEFAULT_PLANS_NAME
+from autounet.cli import _options
 
 NAME = "augment-preview"
 HELP = "write a PNG of augmented training patches with their labels (what the network is trained on)"
@@ -13,10 +13,10 @@ HELP = "write a PNG of augmented training patches with their labels (what the ne
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet augment-preview``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
-    parser.add_argument("configuration", metavar="CONFIG", help="configuration (2d, 3d_fullres, ...)")
+    _options.dataset(parser)
+    _options.configuration(parser, positional=True)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="PNG file to write")
-    parser.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
+    _options.plans(parser)
     parser.add_argument("--augmentation", default="default", metavar="PRESET|FILE",
                         help="augmentation preset (default, light, none) or JSON file (default: default)")
     parser.add_argument("-n", "--samples", type=int, default=8, metavar="N", help="patches to show (default 8)")

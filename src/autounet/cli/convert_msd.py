@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "convert-msd"
 HELP = "convert a Medical Segmentation Decathlon TaskNN_Name folder (4D images split into channel files)"
 
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet convert-msd``."""
     parser.add_argument("task_dir", metavar="TASK_DIR", help="the MSD TaskNN_Name folder")
     parser.add_argument("--id", type=int, dest="dataset_id", help="dataset id (default: the task number)")
-    parser.add_argument("-j", "--workers", type=int, default=2, help="processes (default 2)")
+    _options.workers(parser, default=2)
     parser.add_argument("--clean", action="store_true", help="replace an existing dataset folder of that name")
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "demo"
 #: the demo's training schedule: the short budget, cut to fit the whole demo in a few minutes on 2 CPU cores
 DEMO_CONFIGURATIONS = ("2d",)
@@ -34,7 +36,7 @@ class DemoState:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet demo``."""
-    parser.add_argument("--dataset", metavar="PATH",
+    parser.add_argument("--source", metavar="PATH", dest="source",
                         help="real data instead of the synthetic set: a raw dataset folder (with dataset.json) or a "
                              "folder with images/ and labels/ sub-folders")
     parser.add_argument("--cases", type=int, default=15, help="synthetic cases (default 15)")
@@ -45,24 +47,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=1, help="synthetic input channels (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic data seed (default 0)")
     parser.add_argument("--id", type=int, dest="dataset_id", help="dataset id (default 998 synthetic, 999 imported)")
-    parser.add_argument("-j", "--workers", type=int, default=2, help="processes (default 2)")
+    _options.deprecated_alias(parser, "--dataset", "--source", dest="source", metavar="PATH")
+    _options.workers(parser, default=2)
     parser.add_argument("--clean", action="store_true", help="regenerate/re-import the demo dataset")
-    parser.add_argument("-c", "--configurations", nargs="+", default=list(DEMO_CONFIGURATIONS), metavar="CONFIG",
-                        help="configurations to train (default: 2d, the cheapest on a CPU)")
-    parser.add_argument("-f", "--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4], metavar="FOLD",
-                        help="cross-validation folds (default 0 1 2 3 4)")
+    _options.configurations(parser, default=DEMO_CONFIGURATIONS,
+                            help="configurations to train (default: 2d, the cheapest on a CPU)")
+    _options.folds(parser)
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"epochs per fold (default {DEMO_EPOCHS})")
     parser.add_argument("--iters-per-epoch", type=int, default=DEMO_ITERATIONS, dest="iterations_per_epoch",
                         help=f"training iterations per epoch (default {DEMO_ITERATIONS})")
-    parser.add_argument("--devices", nargs="+", default=["auto"], metavar="DEVICE", help="training devices")
+    _options.devices(parser)
 
 
 def step_dataset(state: DemoState) -> str:
-    """Generate the synthetic dataset, or bring ``--dataset`` into the workspace (reused when present)."""
+    """Generate the synthetic dataset, or bring ``--source`` into the workspace (reused when present)."""
     from autounet.testing import prepare_demo_dataset
 
     args = state.args
-    name, action = prepare_demo_dataset(state.workspace, args.dataset, dataset_id=args.dataset_id, n_cases=args.cases,
+    name, action = prepare_demo_dataset(state.workspace, args.source, dataset_id=args.dataset_id, n_cases=args.cases,
                                shape=tuple(args.shape), spacing=tuple(args.spacing), n_channels=args.channels,
                                seed=args.seed, clean=args.clean)
     state.dataset_name = name

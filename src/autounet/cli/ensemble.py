@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options
 from autounet.cli.evaluate import default_workers
 
 NAME = "ensemble"
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prediction folders written with --save-probabilities (same cases in each)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--save-probabilities", action="store_true", help="also save the averaged probabilities")
-    parser.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: CPUs, max 8)")
+    _options.workers(parser, default=None)
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:

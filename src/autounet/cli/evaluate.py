@@ -11,6 +11,7 @@ import math
 import os
 from typing import Any
 
+from autounet.cli import _options
 from autounet.workspace import DATASET_JSON
 
 NAME = "evaluate"
@@ -82,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="SUMMARY.json", default=None,
                         help="summary file (default PRED/summary.json); the per-case CSV goes beside it")
     parser.add_argument("--strict", action="store_true", help="require a prediction for every reference")
-    parser.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: CPUs, max 8)")
-    parser.add_argument("--json", action="store_true", help="print the means as JSON")
+    _options.workers(parser, default=None)
+    _options.json_switch(parser, help="print the means as JSON")
 
 
 def format_summary(summary: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options
 from autounet.cli.evaluate import default_workers
 from autounet.workspace import DEFAULT_PLANS_NAME
 
@@ -14,7 +15,7 @@ HELP = "compare trained configurations and pair ensembles by cross-validation; w
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet find-best``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
+    _options.dataset(parser)
     parser.add_argument("-c", "--configurations", nargs="+", default=None, metavar="CONFIG",
                         help="configurations to compare (default 2d 3d_fullres 3d_lowres 3d_cascade_fullres; "
                              "those missing from the plans are skipped)")
@@ -25,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ensembling", action="store_true", help="compare single configurations only")
     parser.add_argument("--nsd-tolerance", type=float, default=None, metavar="MM",
                         help="NSD tolerance in mm of the stored summaries (default 2.0)")
-    parser.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: CPUs, max 8)")
-    parser.add_argument("--json", action="store_true", help="print inference_information.json's content")
+    _options.workers(parser, default=None)
+    _options.json_switch(parser, help="print inference_information.json's content")
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:

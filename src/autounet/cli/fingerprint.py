@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "fingerprint"
 HELP = "extract the dataset fingerprint (spacings, cropped shapes, foreground intensities)"
 
@@ -17,11 +19,11 @@ def default_workers() -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet fingerprint``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or folder")
+    _options.dataset(parser)
     parser.add_argument("--clean", action="store_true", help="recompute even if an up-to-date fingerprint exists")
     parser.add_argument("-j", "--workers", type=int, default=None,
                         help=f"worker processes (default {default_workers()})")
-    parser.add_argument("--json", action="store_true", help="print the fingerprint file's content as JSON")
+    _options.json_switch(parser, help="print the fingerprint file's content as JSON")
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:

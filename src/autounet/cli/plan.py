@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "plan"
 HELP = "plan configurations (2d, 3d_fullres, 3d_lowres, cascade) from the dataset fingerprint"
 PRESET_CHOICES = ("default", "resenc", "resenc-m", "resenc-l", "resenc-xl")
@@ -14,23 +16,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet plan``."""
     from autounet.cli.fingerprint import default_workers
 
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or folder")
+    _options.dataset(parser)
     parser.add_argument("--preset", default="default", choices=PRESET_CHOICES,
                         help="planner preset: default (PlainConvUNet, 8 GB), resenc-m (~9-11 GB), resenc-l (24 GB, "
                              "recommended), resenc-xl (40 GB)")
     parser.add_argument("--gpu-memory", type=float, metavar="GB", dest="gpu_memory",
-                        help="GPU memory target in GB (default: the preset's); needs --plans-name")
-    parser.add_argument("--plans-name", metavar="NAME", help="plans name (default: the preset's, e.g. nnUNetPlans)")
+                        help="GPU memory target in GB (default: the preset's); needs --plans")
+    _options.plans(parser, default=None, dest="plans_name", help="plans name (default: the preset's, e.g. nnUNetPlans)")
     parser.add_argument("--target-spacing", type=float, nargs=3, metavar=("S0", "S1", "S2"),
                         help="3d_fullres target spacing in array axis order (also moves 2d/lowres); needs "
-                             "--plans-name")
+                             "--plans")
     parser.add_argument("-c", "--configurations", nargs="+", metavar="CONFIG",
                         help="only (re)plan these configurations; others in an existing plans file are kept")
     parser.add_argument("--explain", action="store_true", help="print why each value was chosen")
     parser.add_argument("--clean", action="store_true", help="recompute the fingerprint even if it is up to date")
     parser.add_argument("-j", "--workers", type=int, default=None,
                         help=f"fingerprint worker processes (default {default_workers()})")
-    parser.add_argument("--json", action="store_true", help="print the written plans as JSON")
+    _options.json_switch(parser, help="print the written plans as JSON")
     parser.add_argument("--preprocess", action="store_true",
                         help="then preprocess the planned configurations (as `autounet preprocess`)")
 

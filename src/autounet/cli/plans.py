@@ -5,35 +5,28 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from autounet.workspace import DEFAULT_PLANS_NAME
+from autounet.cli import _options
 
 NAME = "plans"
 HELP = "import a reference (nnU-Net v2) plans file, or export plans in the reference's format"
 
 
-def _accept_common_flags(parser: argparse.ArgumentParser) -> None:
-    """Let the global flags also follow the action (``autounet plans export 4 --workspace W``); SUPPRESS keeps a
-    value given before the action from being reset by the action parser's defaults."""
-    parser.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help="workspace root")
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
-    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="only warnings and errors")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
-                        help="no progress bars")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sub-actions ``import`` and ``export``."""
+    """Sub-actions ``import`` and ``export`` (the global flags may also follow the action)."""
+    from autounet.cli import add_global_flags
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="import a plans JSON (reference or autounet) into the workspace")
-    _accept_common_flags(imp)
+    add_global_flags(imp, suppress=True)
     imp.add_argument("file", metavar="FILE", help="plans JSON, e.g. nnUNetResEncUNetLPlans.json")
-    imp.add_argument("-d", "--dataset", help="target dataset (id or name; default: the file's dataset_name)")
-    imp.add_argument("--plans-name", metavar="NAME", help="store under this plans name (default: the file's)")
+    _options.dataset(imp, positional=False, required=False,
+                     help="target dataset (id or name; default: the file's dataset_name)")
+    _options.plans(imp, default=None, dest="plans_name", help="store under this plans name (default: the file's)")
     imp.add_argument("--overwrite", action="store_true", help="replace an existing plans file of that name")
     exp = sub.add_parser("export", help="write a dataset's plans in the reference's format")
-    _accept_common_flags(exp)
-    exp.add_argument("dataset", metavar="DATASET", help="dataset id or name")
-    exp.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans name (default {DEFAULT_PLANS_NAME})")
+    add_global_flags(exp, suppress=True)
+    _options.dataset(exp, help="dataset id or name")
+    _options.plans(exp)
     exp.add_argument("-o", "--output", required=True, metavar="FILE", help="output JSON file")
 
 

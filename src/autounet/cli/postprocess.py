@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from autounet.cli.evaluate import add_label_arguments, default_workers, resolve_label_args
+from autounet.cli import _options
+from autounet.cli.evaluate import (
+    add_label_arguments,
+    default_workers,
+    resolve_label_args,
+)
 
 NAME = "postprocess"
 HELP = "apply (or --determine) the keep-largest-component post-processing"
@@ -26,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_label_arguments(parser, required=False)
     parser.add_argument("--nsd-tolerance", type=float, default=None, metavar="MM",
                         help="NSD tolerance of the post-processed summary (default 2.0)")
-    parser.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: CPUs, max 8)")
+    _options.workers(parser, default=None)
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:

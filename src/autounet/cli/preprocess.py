@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from autounet.cli import _options
 from autounet.workspace import DEFAULT_PLANS_NAME
 
 NAME = "preprocess"
@@ -20,11 +21,11 @@ def default_workers() -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet preprocess``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or folder")
+    _options.dataset(parser)
     parser.add_argument("-c", "--configurations", nargs="+", metavar="CONFIG",
                         help="configurations to preprocess (default: all in the plans; a cascade shares "
                              "3d_fullres's data)")
-    parser.add_argument("--plans", default=DEFAULT_PLANS, metavar="NAME", help=f"plans name (default {DEFAULT_PLANS})")
+    _options.plans(parser, default=DEFAULT_PLANS)
     parser.add_argument("-j", "--workers", type=int, default=None,
                         help=f"worker processes (default {default_workers()}; each holds one case)")
     parser.add_argument("--clean", action="store_true",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "report"
 HELP = "write a static HTML validation report (CV table, suitability, training curves, best/worst overlays)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet report``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
+    _options.dataset(parser)
     parser.add_argument("-o", "--output", metavar="FILE.html", default=None,
                         help="report file (default results/<dataset>/report/index.html)")
     parser.add_argument("--cases", type=int, default=2, help="best and worst cases shown (default 2 each)")

@@ -5,26 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autounet.cli import _options, _settings
+
 NAME = "run"
 HELP = "verify, plan, preprocess, train all folds, select the best model and write the report (resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``autounet run``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or path")
-    parser.add_argument("-c", "--configurations", nargs="+", default=None, metavar="CONFIG",
-                        help="configurations to train (default: 2d 3d_fullres 3d_lowres, where planned)")
-    parser.add_argument("-f", "--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4], metavar="FOLD",
-                        help="cross-validation folds (default 0 1 2 3 4)")
+    """Flags of ``autounet run``: what to run, then the generated training settings."""
+    _options.dataset(parser)
+    _options.configurations(parser, help="configurations to train (default: 2d 3d_fullres 3d_lowres "
+                                         "3d_cascade_fullres, where planned)")
+    _options.folds(parser)
     parser.add_argument("--preset", default="default", help="planner preset: default, resenc-m, resenc-l, resenc-xl")
-    parser.add_argument("--budget", choices=("short", "full"), default="full",
-                        help="training schedule: short (CPU-sized) or full (the method's 1000 x 250)")
-    parser.add_argument("--devices", nargs="+", default=["auto"], metavar="DEVICE",
-                        help="training devices, e.g. cuda:0 cuda:1 (one training per device at a time)")
-    parser.add_argument("--epochs", type=int, help="override the budget's number of epochs")
-    parser.add_argument("--iters-per-epoch", type=int, dest="iterations_per_epoch",
-                        help="override the budget's iterations per epoch")
-    parser.add_argument("-j", "--workers", type=int, default=2, help="processes for CPU stages (default 2)")
+    _options.budget(parser)
+    _options.devices(parser)
+    _options.workers(parser, default=2, help="processes for the CPU stages (default 2)")
+    _settings.add_training_flags(parser, exclude=("device",))
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
@@ -32,11 +29,9 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     from autounet.pipeline import RunOptions, format_summary
     from autounet.pipeline import run as run_pipeline
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("iterations_per_epoch", args.iterations_per_epoch))
-                 if v is not None}
     options = RunOptions(folds=tuple(args.folds), preset=args.preset, budget=args.budget,
-                         devices=tuple(args.devices), workers=args.workers, training_overrides=overrides,
-                         progress=ctx.progress,
+                         devices=tuple(args.devices), workers=args.workers,
+                         training_overrides=_settings.training_settings(args), progress=ctx.progress,
                          **({"configurations": tuple(args.configurations)} if args.configurations else {}))
     summary = run_pipeline(ctx.workspace(), args.dataset, options=options,
                            on_step=lambda step, message: print(f"[{step}] {message}", flush=True))

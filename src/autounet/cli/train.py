@@ -1,4 +1,7 @@
-"""``autounet train DATASET CONFIG FOLD``: train one fold with the reference recipe or a shorter budget."""
+"""``autounet train -d DATASET -c CONFIG -f FOLD``: train one fold, validate it, write a cascade's next-stage inputs.
+
+``autounet train DATASET CONFIG FOLD`` (the reference's positional order) is the same command.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +9,23 @@ import argparse
 import os
 from typing import Any
 
-from autounet.workspace import DEFAULT_PLANS_NAME, TRAINING_LOG_JSONL
+from autounet.cli import _options, _settings
 
 NAME = "train"
-HELP = "train one fold of one configuration (reference recipe; flags for what users change)"
+HELP = "train one fold of one configuration, then validate it (the recipe's settings are flags)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``autounet train``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4) or name (Dataset004_Hippocampus)")
-    parser.add_argument("configuration", metavar="CONFIG", help="configuration (2d, 3d_fullres, 3d_lowres, ...)")
-    parser.add_argument("fold", metavar="FOLD", help="fold 0-4 (higher: random 80:20 split) or 'all'")
-    parser.add_argument("--budget", choices=("reference", "short"), default="reference",
-                        help="schedule preset: reference (1000 x 250 iterations) or short (CPU-sized, ~35 min on "
-                             "2 cores for Hippocampus); other flags override it")
-    parser.add_argument("--epochs", type=int, help="number of epochs")
-    parser.add_argument("--iters-per-epoch", type=int, dest="iterations_per_epoch", help="training batches per epoch")
-    parser.add_argument("--val-iters", type=int, dest="val_iterations", help="validation batches per epoch")
-    parser.add_argument("--lr", type=float, dest="initial_lr", help="initial learning rate (poly schedule)")
-    parser.add_argument("--batch-size", type=int, help="total batch size (default: the plans')")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="training device (default auto)")
-    parser.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
-    parser.add_argument("--pretrained", metavar="CKPT", help="initialise from these weights (fresh start only)")
-    parser.add_argument("--seed", type=int, help="base seed (default: random, stored for resume)")
-    parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="deterministic algorithms (bit-identical reruns on CPU)")
-    parser.add_argument("--no-compile", dest="compile", action="store_false", default=None,
-                        help="do not torch.compile the network (compile is only used on CUDA)")
-    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None,
-                        help="no mixed precision on CUDA")
-    parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
+    """Flags of ``autounet train``: the fold, what to do with it, then the generated training settings."""
+    _options.dataset(parser)
+    _options.configuration(parser, positional=True)
+    _options.fold(parser, positional=True)
+    _options.plans(parser)
+    _options.budget(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the fold's latest checkpoint")
     parser.add_argument("--continue-epochs", type=int, default=0, metavar="N",
                         help="extend a finished (or interrupted) run by N epochs")
-    parser.add_argument("--checkpoint-every", type=int, help="write checkpoint_latest every N epochs (default 1)")
-    parser.add_argument("--augmentation", metavar="PRESET|FILE", help="augmentation preset name or JSON file")
-    parser.add_argument("-j", "--workers", type=int, help="patch-reading loader threads (default 2)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--trainer-name", help="first part of the model folder name (default nnUNetTrainer)")
     parser.add_argument("--overwrite", action="store_true", help="start over even if checkpoints exist")
-    parser.add_argument("--json", action="store_true", help="print the result folder and final values as JSON")
     parser.add_argument("--val-only", action="store_true",
                         help="skip training: (re)run the final validation of a trained fold")
     parser.add_argument("--no-val", dest="validate", action="store_false",
@@ -54,68 +34,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the validation probabilities (needed to ensemble in find-best)")
     parser.add_argument("--val-checkpoint", choices=("final", "best"), default="final",
                         help="checkpoint used for the final validation (default final)")
+    _options.workers(parser, default=1, help="processes evaluating the final validation (default 1)")
+    _options.json_switch(parser, help="print the fold folder, the last epoch and the validation Dice as JSON")
+    _settings.add_training_flags(parser)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("epochs", "iterations_per_epoch", "val_iterations", "initial_lr", "batch_size", "device", "pretrained",
-             "seed", "deterministic", "compile", "amp", "channels_last", "checkpoint_every", "augmentation",
-             "workers", "threads", "trainer_name")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+def job_from_args(args: argparse.Namespace, workspace: Any) -> tuple[Any, Any]:
+    """The :class:`~autounet.pipeline.training.TrainingJob` and runtime settings these flags ask for."""
+    from autounet.pipeline import TrainingJob, ValidationOptions
+    from autounet.pipeline.training import parse_fold
+    from autounet.planning.store import read_plans_file
+    from autounet.schemas.training import training_config
 
-
-def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any,
-              plans: Any) -> None:
-    """Final validation through the inference pipeline, and the next stage's inputs for a cascade's lowres."""
-    from autounet.pipeline import ValidationOptions, validate_fold
-    from autounet.pipeline.cascade import write_next_stage_predictions
-
-    options = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
-                                device=config.device, progress=ctx.progress)
-    summary = validate_fold(workspace, dataset, args.configuration, fold, plans_name=args.plans,
-                            trainer=config.trainer_name, options=options)
-    print(f"validation of fold {fold}: mean foreground Dice {summary.score:.4f}")
-    if plans.configuration(args.configuration).next_stage:
-        report = write_next_stage_predictions(workspace, dataset, args.configuration, fold, plans_name=args.plans,
-                                              trainer=config.trainer_name, device=config.device)
-        print(f"next-stage inputs: {len(report.written)} written, {len(report.skipped)} up to date")
+    dataset = workspace.find_dataset(args.dataset)
+    plans = read_plans_file(workspace.plans_file(dataset, args.plans))
+    settings = {"progress": args.progress and not args.quiet, **_settings.training_settings(args)}
+    config = training_config(args.budget, spatial_dims=plans.configuration(args.configuration).ndim, **settings)
+    validation = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
+                                   workers=args.workers) if (args.validate or args.val_only) else None
+    job = TrainingJob(workspace=workspace, dataset=dataset, configuration=args.configuration,
+                      fold=parse_fold(args.fold), recipe=config.recipe, plans_name=args.plans,
+                      resume="yes" if args.resume else "no", continue_epochs=args.continue_epochs,
+                      overwrite=args.overwrite, train=not args.val_only, validation=validation)
+    return job, config.runtime
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
-    """Train, then print the fold folder (and the last epoch's values with ``--json``)."""
+    """Train and validate; print the fold folder (or, with ``--json``, the fold folder and final values)."""
     import json
 
-    from autounet.planning.store import read_plans_file
-    from autounet.training import TrainingConfig, train
-    from autounet.workspace import fold_dir_name
+    from autounet.pipeline import run_training
 
-    workspace = ctx.workspace()
-    dataset = workspace.find_dataset(args.dataset)
-    plans = read_plans_file(workspace.plans_file(dataset, args.plans))
-    config = TrainingConfig.preset(args.budget, spatial_dims=plans.configuration(args.configuration).ndim,
-                                   **_overrides(args))
+    job, runtime = job_from_args(args, ctx.workspace())
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
-    if args.fold != "all" and not args.fold.isdigit():
-        from autounet.errors import UsageError
-
-        raise UsageError(f"FOLD must be a non-negative integer or 'all', got {args.fold!r}.")
-    fold = args.fold if args.fold == "all" else int(args.fold)
-    if args.val_only:
-        fold_dir = workspace.model_dir(dataset, args.configuration, plans_name=args.plans,
-                                       trainer=config.trainer_name) / fold_dir_name(fold)
-    else:
-        fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
-                         resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
-                         distributed=distributed, progress=ctx.progress)
-    if int(os.environ.get("RANK", "0")) != 0:
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    result = run_training(job, runtime=runtime, distributed=distributed, main_process=main_process)
+    if not main_process:
         return 0
-    if (args.validate or args.val_only) and fold != "all":
-        _validate(args, ctx, workspace, dataset, fold, config, plans)
+    if result.validation_dice is not None and not args.json:
+        print(f"validation of fold {job.fold}: mean foreground Dice {result.validation_dice:.4f}")
+    if result.next_stage is not None and not args.json:
+        print(f"next-stage inputs: {len(result.next_stage.written)} written, {len(result.next_stage.skipped)} up to "
+              "date")
     if args.json:
         from autounet.schemas.training_log import read_training_log
+        from autounet.workspace import TRAINING_LOG_JSONL
 
-        records = read_training_log(fold_dir / TRAINING_LOG_JSONL)
-        last = records[-1].to_dict() if records else None
-        print(json.dumps({"fold_dir": str(fold_dir), "last_epoch": last}, allow_nan=True))
+        records = read_training_log(result.fold_dir / TRAINING_LOG_JSONL)
+        print(json.dumps({"fold_dir": str(result.fold_dir), "last_epoch": records[-1].to_dict() if records else None,
+                          "validation_dice": result.validation_dice}, allow_nan=True))
     else:
-        print(fold_dir)
+        print(result.fold_dir)
     return 0

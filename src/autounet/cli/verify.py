@@ -6,15 +6,18 @@ import argparse
 import sys
 from typing import Any
 
+from autounet.cli import _options
+
 NAME = "verify"
 HELP = "check a raw dataset before any expensive step; report all problems at once"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autounet verify``."""
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id (4), name (Dataset004_Hippocampus) or folder")
-    parser.add_argument("--json", metavar="FILE", help="also write a machine-readable report to FILE")
-    parser.add_argument("-j", "--workers", type=int, default=2, help="processes for per-case checks (default 2)")
+    _options.dataset(parser)
+    parser.add_argument("-o", "--output", metavar="FILE.json", help="also write a machine-readable report to FILE")
+    _options.deprecated_alias(parser, "--json", "-o/--output", dest="output", metavar="FILE")
+    _options.workers(parser, default=2, help="processes for per-case checks (default 2)")
     parser.add_argument("--spacing-rtol", type=float, default=1e-3,
                         help="relative spacing tolerance between channels and label (default 1e-3)")
     parser.add_argument("--origin-atol", type=float, default=1e-3,
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     report = verify(args.dataset, workspace=resolve_workspace(ctx.workspace_arg), workers=args.workers,
                     progress=ctx.progress, tolerances=tolerances)
     print(report.format())
-    if args.json:
-        report.save(args.json)
-        print(f"report written to {args.json}", file=sys.stderr)
+    if args.output:
+        report.save(args.output)
+        print(f"report written to {args.output}", file=sys.stderr)
     return 0 if report.ok else 1

@@ -2,8 +2,9 @@
 
 Every step is idempotent and resumable: the fingerprint and preprocessed cases are reused when up to date, a fold
 with ``checkpoint_final`` and a validation summary is not trained again, an interrupted fold resumes from its latest
-checkpoint, and a fold that finished training but not validation is only validated. With several devices the
-independent trainings run concurrently, one per device, as ``autounet train`` subprocesses.
+checkpoint, and a fold that finished training but not validation is only validated. Every fold goes through
+:func:`autounet.pipeline.training.run_training`; with several devices the independent trainings run concurrently,
+one spawned process per device, or through any ``submit(job, runtime) -> Future`` given to :func:`run`.
 
 Cascades (:mod:`autounet.pipeline.cascade`): ``3d_cascade_fullres`` brings in ``3d_lowres``, whose folds (all folds
 of the splits) also write their validation predictions to ``predicted_next_stage/``; every cascade fold waits for
@@ -13,11 +14,12 @@ all of them.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 from autounet._log import get_logger
 from autounet.dataset import open_raw_dataset, verify
@@ -28,22 +30,33 @@ from autounet.pipeline.cascade import (
     pending_next_stage_cases,
     previous_stages,
     with_previous_stages,
-    write_next_stage_predictions,
 )
 from autounet.pipeline.scheduler import Job, run_jobs
-from autounet.pipeline.validation import ValidationOptions, is_validated, validate_fold
+from autounet.pipeline.training import (
+    FoldResult,
+    ProcessSubmitter,
+    Submit,
+    TrainingJob,
+    submit_inline,
+)
+from autounet.pipeline.validation import ValidationOptions, is_validated
 from autounet.planning.store import plan_dataset
 from autounet.preprocessing import run as preprocess
 from autounet.report import build_report
 from autounet.schemas.results import InferenceInformation
-from autounet.schemas.training import TrainingConfig
-from autounet.training import FINAL, train
-from autounet.training.checkpoint import find_resume_checkpoint
+from autounet.schemas.training import (
+    RuntimeSettings,
+    TrainingConfig,
+    canonical_budget,
+    check_device,
+    split_settings,
+)
+from autounet.schemas.training import training_config as make_training_config
+from autounet.training import FINAL
 from autounet.workspace import Workspace, fold_dir_name
 
 log = get_logger(__name__)
 
-BUDGETS = ("short", "full")
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 
 
@@ -56,9 +69,10 @@ class RunOptions:
         folds: cross-validation folds.
         preset: planner preset (``default``, ``resenc-m``, ``resenc-l``, ``resenc-xl``).
         budget: ``short`` (CPU-sized schedule) or ``full`` (the method's 1000 × 250 schedule).
-        devices: training devices; more than one runs independent trainings concurrently, one per device.
+        devices: training devices (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); more than one runs independent
+            trainings concurrently, one per device.
         workers: processes for fingerprinting, preprocessing and evaluation.
-        training_overrides: TrainingConfig fields that override the budget's values.
+        training_overrides: recipe or runtime settings (``autounet.schemas.training``) overriding the budget's.
         progress: show progress bars.
     """
 
@@ -72,17 +86,18 @@ class RunOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.budget not in BUDGETS:
-            msg = f"Unknown budget {self.budget!r}. Choose one of: {', '.join(BUDGETS)}."
-            raise UsageError(msg)
+        object.__setattr__(self, "budget", canonical_budget(self.budget))
         if not self.folds or not self.configurations or not self.devices:
             msg = "run needs at least one configuration, one fold and one device."
             raise UsageError(msg)
+        for device in self.devices:
+            check_device(device, where="--devices")
+        split_settings(self.training_overrides)  # unknown names fail before any work
 
     def training_config(self, spatial_dims: int = 2) -> TrainingConfig:
-        """The TrainingConfig of this budget for a 2D or 3D configuration, with the overrides applied."""
-        base = TrainingConfig.short(spatial_dims) if self.budget == "short" else TrainingConfig.reference()
-        return base.replace(**self.training_overrides)
+        """The recipe and runtime settings of this budget for a 2D or 3D configuration, with the overrides."""
+        settings = {"progress": self.progress, **self.training_overrides}
+        return make_training_config(self.budget, spatial_dims=spatial_dims, **settings)
 
 
 @dataclass
@@ -104,10 +119,12 @@ StepCallback = Callable[[str, str], None]
 
 
 def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options: RunOptions | None = None,
-        on_step: StepCallback | None = None) -> RunSummary:
+        on_step: StepCallback | None = None, submit: Submit | None = None) -> RunSummary:
     """Run the whole method on a raw dataset of ``workspace`` and return what was done and chosen.
 
-    ``on_step(step, message)`` is called as each step starts or finishes (the CLI prints it).
+    ``on_step(step, message)`` is called as each step starts or finishes (the CLI prints it). ``submit(job,
+    runtime)`` runs one fold's :func:`~autounet.pipeline.training.run_training` and returns its future (default:
+    in this process for one device, one spawned process per device for several).
     """
     options = options or RunOptions()
     say = on_step or (lambda step, message: log.info("[%s] %s", step, message))
@@ -144,7 +161,7 @@ def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options:
             say("plan", f"{lowres}: training folds {', '.join(map(str, folds[lowres]))} (the cascade needs a "
                         "prediction of every case from the fold where it is a validation case)")
     _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades,
-               ndims={c: plans.configuration(c).ndim for c in present})
+               ndims={c: plans.configuration(c).ndim for c in present}, submit=submit)
     if summary.failed:
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
@@ -163,20 +180,21 @@ def _job_key(configuration: str, fold: int) -> str:
 
 def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
                options: RunOptions, summary: RunSummary, say: StepCallback, *,
-               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int]) -> None:
-    """Train and validate every fold; cascade folds wait for all folds of their previous stage.
+               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int],
+               submit: Submit | None = None) -> None:
+    """Train and validate every fold through ``submit``; cascade folds wait for all folds of their previous stage.
 
     ``ndims`` gives each configuration's spatial dimensionality (the short budget differs for 2D and 3D).
     """
-    config = options.training_config()  # the trainer name for the completeness checks (same for 2D and 3D)
+    trainer = options.training_config().recipe.trainer_name  # the same for 2D and 3D
     feeds = set(cascades.values())
     todo = []
     for configuration in configurations:
         for fold in folds[configuration]:
             key = _job_key(configuration, fold)
-            if _fold_complete(workspace, name, configuration, fold, plans_name, config) and (
+            if _fold_complete(workspace, name, configuration, fold, plans_name, trainer) and (
                     configuration not in feeds or not pending_next_stage_cases(
-                        workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name)):
+                        workspace, name, configuration, fold, plans_name=plans_name, trainer=trainer)):
                 summary.reused.append(key)
                 continue
             todo.append((configuration, fold))
@@ -185,110 +203,51 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
     for configuration, fold in todo:
         previous = cascades.get(configuration)
         waits = [_job_key(previous, p) for p in folds[previous]] if previous else []
+        config = options.training_config(ndims[configuration])
+        job = TrainingJob(workspace=workspace, dataset=name, configuration=configuration, fold=fold,
+                          recipe=config.recipe, plans_name=plans_name, resume="auto",
+                          validation=ValidationOptions(workers=options.workers))
         jobs.append(Job(_job_key(configuration, fold), depends_on=tuple(k for k in waits if k in keys),
-                        payload=(configuration, fold)))
+                        payload=(job, config.runtime)))
     if summary.reused:
         say("train", f"already done: {', '.join(summary.reused)}")
     if not jobs:
         return
 
-    def launch(job: Job, device: str) -> None:
-        configuration, fold = job.payload  # type: ignore[misc]
-        say("train", f"{job.key} on {device}")
-        job_config = options.training_config(ndims[configuration])
-        if len(options.devices) > 1:
-            _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
-        else:
-            _train_in_process(workspace, name, plans_name, configuration, fold, device, job_config, options)
-        if configuration in feeds:
-            _write_next_stage(workspace, name, plans_name, configuration, fold, device, job_config, say)
+    def done(job: Job, future: Future[Any]) -> None:
+        result: FoldResult = future.result()
+        report = result.next_stage
+        if report is not None:
+            say("cascade", f"{job.key}: {len(report.written)} next-stage prediction(s) written "
+                           f"({report.seconds:.1f} s), {len(report.skipped)} up to date")
         say("train", f"{job.key} done")
 
-    result = run_jobs(jobs, list(options.devices), launch)
+    with _submitter(submit, len(options.devices)) as send:
+        def start(job: Job, device: str) -> Future[Any]:
+            training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
+            say("train", f"{job.key} on {device}")
+            return send(training_job, replace(runtime, device=device))
+
+        result = run_jobs(jobs, list(options.devices), start, on_done=done)
     summary.trained.extend(result.finished)
     summary.failed.update({k: str(v) for k, v in result.failed.items()})
     summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
 
 
-def _fold_dir(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
-              config: TrainingConfig) -> Path:
-    return workspace.model_dir(name, configuration, plans_name=plans_name,
-                               trainer=config.trainer_name) / fold_dir_name(fold)
-
-
-def _fold_trained(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
-                  config: TrainingConfig) -> bool:
-    return (_fold_dir(workspace, name, configuration, fold, plans_name, config) / FINAL).is_file()
+@contextmanager
+def _submitter(submit: Submit | None, devices: int) -> Iterator[Submit]:
+    """The given ``submit``, else inline for one device and one spawned process per device for several."""
+    if submit is not None:
+        yield submit
+    elif devices == 1:
+        yield submit_inline
+    else:
+        with ProcessSubmitter(devices) as pool:
+            yield pool
 
 
 def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
-                   config: TrainingConfig) -> bool:
-    return _fold_trained(workspace, name, configuration, fold, plans_name, config) and is_validated(
-        workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name)
-
-
-def _train_in_process(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
-                      config: TrainingConfig, options: RunOptions) -> None:
-    fold_dir = _fold_dir(workspace, name, configuration, fold, plans_name, config)
-    if not (fold_dir / FINAL).is_file():
-        resume = fold_dir.is_dir() and find_resume_checkpoint(fold_dir) is not None
-        train(workspace, name, configuration, fold, config=config.replace(device=device), plans_name=plans_name,
-              resume=resume, progress=options.progress)
-    validate_fold(workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
-                  options=ValidationOptions(device=device, workers=options.workers, progress=options.progress))
-
-
-def _write_next_stage(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
-                      config: TrainingConfig, say: StepCallback) -> None:
-    """Predict the fold's validation cases into ``predicted_next_stage/`` (the cascade's training input)."""
-    report = write_next_stage_predictions(workspace, name, configuration, fold, plans_name=plans_name,
-                                          trainer=config.trainer_name, device=device)
-    say("cascade", f"{_job_key(configuration, fold)}: {len(report.written)} next-stage prediction(s) written "
-                   f"({report.seconds:.1f} s), {len(report.skipped)} up to date")
-    if report.missing:
-        msg = f"{configuration} fold {fold}: not preprocessed for the next stage: {', '.join(report.missing)}"
-        raise AutounetError(msg)
-
-
-#: TrainingConfig fields that ``autounet train`` accepts as flags (for runs spread over several devices)
-_TRAIN_FLAGS = {"epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "val_iterations": "--val-iters",
-                "initial_lr": "--lr", "batch_size": "--batch-size", "seed": "--seed", "workers": "--workers"}
-
-
-def _workspace_for_subprocess(workspace: Workspace, env: dict[str, str]) -> list[str]:
-    """``--workspace ROOT`` when the roots share one parent, else the reference's three variables in ``env``."""
-    root = workspace.raw.parent
-    if workspace == Workspace.at(root):
-        return ["--workspace", str(root)]
-    env.update(nnUNet_raw=str(workspace.raw), nnUNet_preprocessed=str(workspace.preprocessed),
-               nnUNet_results=str(workspace.results))
-    env.pop("AUTOUNET_HOME", None)
-    return []
-
-
-def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int,
-                         device: str, options: RunOptions) -> None:
-    """Run ``autounet train`` (training + validation) for one fold pinned to one device.
-
-    ``cuda:K`` becomes ``CUDA_VISIBLE_DEVICES=K`` for the child, which then trains on its only visible GPU.
-    """
-    env = dict(os.environ)
-    train_device = device
-    if device.startswith("cuda:"):
-        env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
-        train_device = "cuda"
-    cmd = [sys.executable, "-m", "autounet", "train", name, configuration, str(fold),
-           *_workspace_for_subprocess(workspace, env), "--plans", plans_name, "--budget",
-           "short" if options.budget == "short" else "reference", "--device", train_device, "--no-progress",
-           "--save-probabilities", "--val-only" if _fold_trained(workspace, name, configuration, fold, plans_name,
-                                                                options.training_config()) else "--resume"]
-    for key, value in options.training_overrides.items():
-        if key not in _TRAIN_FLAGS:
-            msg = f"{key} cannot be passed to trainings on several devices; use one of {', '.join(_TRAIN_FLAGS)}."
-            raise UsageError(msg)
-        cmd += [_TRAIN_FLAGS[key], str(value)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        msg = f"autounet train {configuration} {fold} on {device} exited with {proc.returncode}: {' | '.join(tail)}"
-        raise AutounetError(msg)
+                   trainer: str) -> bool:
+    model_dir = workspace.model_dir(name, configuration, plans_name=plans_name, trainer=trainer)
+    return (model_dir / fold_dir_name(fold) / FINAL).is_file() and is_validated(
+        workspace, name, configuration, fold, plans_name=plans_name, trainer=trainer)

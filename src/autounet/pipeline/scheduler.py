@@ -1,15 +1,17 @@
 """Run independent jobs (trainings of folds and configurations) concurrently, one per device.
 
 Jobs form a small dependency graph (a cascade's full-resolution folds need every low-resolution fold). Each device
-slot runs one job at a time; a job starts once all its dependencies have finished successfully. With a single
-device this degenerates to running the jobs in dependency order in the calling thread.
+slot runs one job at a time; a job starts once all its dependencies have finished successfully. The scheduler does
+not run anything itself: ``start(job, device)`` returns a :class:`~concurrent.futures.Future` (already done when
+the job ran inline, or pending in a process pool or on a cluster), so the same graph logic drives every executor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from autounet.errors import UsageError
 
@@ -44,10 +46,12 @@ def _check_graph(jobs: Sequence[Job]) -> None:
             raise UsageError(msg)
 
 
-def run_jobs(jobs: Sequence[Job], devices: Sequence[str], launch: Callable[[Job, str], None]) -> ScheduleResult:
-    """Run ``launch(job, device)`` for every job, at most one job per device at a time, respecting dependencies.
+def run_jobs(jobs: Sequence[Job], devices: Sequence[str], start: Callable[[Job, str], Future[Any]],
+             *, on_done: Callable[[Job, Future[Any]], None] | None = None) -> ScheduleResult:
+    """Start every job with ``start(job, device)``, at most one job per device at a time, respecting dependencies.
 
-    A failing job does not stop independent jobs; jobs that depend on it are skipped.
+    ``on_done(job, future)`` is called as each job ends (successfully or not; an exception it raises counts as the
+    job's failure). A failing job does not stop independent jobs; jobs that depend on it are skipped.
     """
     if not devices:
         msg = "at least one device is needed to run jobs"
@@ -56,30 +60,51 @@ def run_jobs(jobs: Sequence[Job], devices: Sequence[str], launch: Callable[[Job,
     result = ScheduleResult()
     pending = list(jobs)
     free = list(devices)
-    running: dict[Future[None], tuple[Job, str]] = {}
-    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-        while pending or running:
-            _skip_blocked(pending, result)
-            for job in [j for j in pending if _ready(j, result)]:
-                if not free:
-                    break
-                device = free.pop(0)
-                pending.remove(job)
-                running[pool.submit(launch, job, device)] = (job, device)
-            if not running:
-                if pending:  # nothing runnable and nothing running: remaining jobs are blocked
-                    _skip_blocked(pending, result, force=True)
+    running: dict[Future[Any], tuple[Job, str]] = {}
+    while pending or running:
+        _skip_blocked(pending, result)
+        for job in [j for j in pending if _ready(j, result)]:
+            if not free:
                 break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                job, device = running.pop(fut)
-                free.append(device)
-                exc = fut.exception()
-                if exc is None:
-                    result.finished.append(job.key)
-                else:
-                    result.failed[job.key] = exc
+            device = free.pop(0)
+            pending.remove(job)
+            running[_started(start, job, device)] = (job, device)
+        if not running:
+            if pending:  # nothing runnable and nothing running: remaining jobs are blocked
+                _skip_blocked(pending, result, force=True)
+            break
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for fut in done:
+            job, device = running.pop(fut)
+            free.append(device)
+            exc = fut.exception()
+            if exc is None and on_done is not None:
+                exc = _call(on_done, job, fut)
+            if exc is None:
+                result.finished.append(job.key)
+            else:
+                result.failed[job.key] = exc
     return result
+
+
+def _started(start: Callable[[Job, str], Future[Any]], job: Job, device: str) -> Future[Any]:
+    """``start(job, device)``; an error raised while starting becomes the job's failed future."""
+    try:
+        return start(job, device)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as the job's failure
+        failed: Future[Any] = Future()
+        failed.set_exception(exc)
+        return failed
+
+
+def _call(on_done: Callable[[Job, Future[Any]], None], job: Job, fut: Future[Any]) -> BaseException | None:
+    try:
+        on_done(job, fut)
+    except Exception as exc:  # noqa: BLE001 - reported as the job's failure
+        return exc
+    return None
 
 
 def _ready(job: Job, result: ScheduleResult) -> bool:

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from pydantic import ConfigDict, TypeAdapter, ValidationError, ValidationInfo
 
 from autounet._atomic import write_json_atomic
+from autounet._version import VERSION
 from autounet.errors import SchemaError
 
-PACKAGE_VERSION = "0.1.0"
+PACKAGE_VERSION = VERSION
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 T = TypeVar("T")
 

@@ -1,173 +1,274 @@
-"""TrainingConfig: every setting of one training run, as a typed, versioned record.
+"""The settings of a training run, defined once: the recipe (what is trained) and the runtime (how it runs).
 
-The reference changes these values by subclassing its trainer (``nnUNetTrainer_250epochs`` ...); here they are
-fields. :meth:`TrainingConfig.reference` is the reference recipe (1000 epochs × 250 iterations, SGD Nesterov
-momentum 0.99, lr 1e-2, weight decay 3e-5, poly schedule, gradient clipping at 12, 50 validation iterations, 33 %
-forced-foreground oversampling, EMA pseudo-Dice 0.9/0.1). :meth:`TrainingConfig.short` is the CPU budget preset
-(``--budget short``). The resolved config is saved beside every run (``training_config.json``) and inside every
-checkpoint.
+:class:`TrainingRecipe` holds what changes the trained model: the schedule sizes, the optimiser, learning-rate
+schedule and loss *by registered name* with their parameters, sampling and augmentation. (The network is chosen by
+name in the plans -- ``networks.NETWORKS`` -- because inference rebuilds it from the plans.)
+:class:`RuntimeSettings` holds how this machine runs it: device, loader threads, compile, AMP, seed, progress.
+:class:`TrainingConfig` pairs them; it is saved beside every run (``training_config.json``) and in every checkpoint.
+
+Each field carries its help text and CLI flag in its metadata; the ``train`` and ``run`` flags
+(``autounet.cli._settings``), the API keywords (:func:`training_config`) and the table in ``docs/training.md``
+(:func:`settings_markdown`) are generated from these definitions, so a new setting is one field here.
+
+The defaults are the reference recipe (1000 epochs x 250 iterations, SGD Nesterov momentum 0.99, lr 1e-2, weight
+decay 3e-5, poly schedule, Dice+CE with deep supervision, gradient clipping at 12, 50 validation iterations, 33 %
+forced-foreground oversampling, EMA pseudo-Dice 0.9/0.1); :func:`training_config` with ``budget="short"`` is the
+CPU-sized schedule of the same recipe.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from dataclasses import dataclass, fields
+import re
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from autounet.errors import ConfigError, SchemaError
-from autounet.schemas._base import check_keys, read_json, save_record, unwrap, wrap
+from autounet.schemas._base import read_json, save_record, unwrap, wrap
 
 SCHEMA = "autounet/training_config"
-SCHEMA_VERSION = 1
-DEVICES = ("auto", "cpu", "cuda", "mps")
+SCHEMA_VERSION = 2
+#: training budgets: ``full`` (the method's schedule) and ``short`` (CPU-sized); older spellings still accepted
+BUDGETS = ("full", "short")
+BUDGET_ALIASES = {"reference": "full", "default": "full"}
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def meta(*, help: str, flag: str | None = None, aliases: tuple[str, ...] = (),
+         metavar: str | None = None) -> dict[str, Any]:
+    """A setting's metadata: help text, CLI flag (``None``: no flag), deprecated flag aliases, metavar."""
+    return {"help": help, "flag": flag, "aliases": aliases, "metavar": metavar}
+
+
+def setting(default: Any, **metadata: Any) -> Any:
+    """A dataclass field with a constant default and :func:`meta` metadata."""
+    return field(default=default, metadata=meta(**metadata))
+
+
+def check_device(name: str, *, where: str = "device") -> str:
+    """``name`` if it is ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; else ``ConfigError``."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.match(name):
+        raise ConfigError(f"{where} must be auto, cpu, mps, cuda or cuda:N, got {name!r}.")
+    return name
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """What is trained (defaults: the reference recipe). Components are registered names plus parameters."""
+
+    epochs: int = setting(1000, flag="--epochs", help="number of epochs")
+    iterations_per_epoch: int = setting(250, flag="--iters-per-epoch", help="training batches per epoch")
+    val_iterations: int = setting(50, flag="--val-iters", help="validation batches per epoch (pseudo-Dice)")
+    batch_size: int | None = setting(None, flag="--batch-size", help="total batch size (default: the plans')")
+    initial_lr: float = setting(1e-2, flag="--lr", help="learning rate of epoch 0")
+    optimizer: str = setting("sgd", flag="--optimizer", metavar="NAME",
+                             help="optimiser (registered: sgd = SGD Nesterov, adamw)")
+    optimizer_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--optimizer-param", metavar="KEY=VALUE",
+        help="optimiser parameter, repeatable (sgd: momentum 0.99, weight_decay 3e-5, nesterov true)"))
+    schedule: str = setting("poly", flag="--schedule", metavar="NAME",
+                            help="learning-rate schedule (registered: poly, constant)")
+    schedule_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--schedule-param", metavar="KEY=VALUE", help="schedule parameter, repeatable (poly: exponent 0.9)"))
+    loss: str = setting("dice_ce", flag="--loss", metavar="NAME",
+                        help="loss (registered: dice_ce = Dice+CE, or Dice+BCE for regions)")
+    loss_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
+        flag="--loss-param", metavar="KEY=VALUE",
+        help="loss parameter, repeatable (dice_ce: weight_ce 1, weight_dice 1, smooth 1e-5)"))
+    grad_clip: float = setting(12.0, flag="--grad-clip", help="global L2 gradient-norm clip")
+    oversample_foreground: float = setting(0.33, flag="--oversample",
+                                           help="share of each batch forced to contain foreground")
+    probabilistic_oversampling: bool = setting(False, flag="--probabilistic-oversampling",
+                                               help="force each sample with that probability instead")
+    deep_supervision: bool = setting(True, flag="--no-deep-supervision", help="train without deep supervision")
+    ema_decay: float = setting(0.9, flag="--ema-decay", help="weight of the old value in the EMA pseudo-Dice")
+    augmentation: str = setting("default", flag="--augmentation", metavar="PRESET|FILE",
+                                help="augmentation preset name or JSON file")
+    pretrained: str | None = setting(None, flag="--pretrained", metavar="CKPT",
+                                     help="initialise from these weights (fresh start only)")
+    trainer_name: str = setting("nnUNetTrainer", flag="--trainer", aliases=("--trainer-name",), metavar="NAME",
+                                help="first part of the model folder name")
+
+    def __post_init__(self) -> None:
+        _check_min(self, ("epochs", "iterations_per_epoch"), 1)
+        _check_min(self, ("val_iterations",), 0)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if not 0.0 <= self.oversample_foreground <= 1.0:
+            raise ConfigError(f"oversample_foreground must be in [0, 1], got {self.oversample_foreground}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if self.initial_lr <= 0 or self.grad_clip <= 0:
+            raise ConfigError("initial_lr and grad_clip must be > 0.")
+        for name in ("optimizer_params", "schedule_params", "loss_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping of parameter names to values.")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a run executes on this machine; a resumed run takes these from the new invocation."""
+
+    device: str = setting("auto", flag="--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
+    loader_threads: int = setting(2, flag="--loader-threads", metavar="N",
+                                  help="patch-reading threads (0: read in the main thread)")
+    prefetch: int = setting(4, flag="--prefetch", metavar="N", help="batches read ahead of the training step")
+    threads: int | None = setting(None, flag="--threads", help="torch CPU threads (default: torch's)")
+    compile: bool = setting(True, flag="--no-compile", help="do not torch.compile the network (only used on CUDA)")
+    amp: bool = setting(True, flag="--no-amp", help="no mixed precision (only used on CUDA)")
+    channels_last: bool = setting(False, flag="--channels-last", help="channels-last memory format")
+    seed: int | None = setting(None, flag="--seed", help="base seed (default: random, stored for resume)")
+    deterministic: bool = setting(False, flag="--deterministic",
+                                  help="deterministic algorithms (bit-identical reruns on CPU)")
+    checkpoint_every: int = setting(1, flag="--checkpoint-every", metavar="N",
+                                    help="write checkpoint_latest every N epochs (0: only on interruption)")
+    progress: bool = setting(False, help="show progress bars (the global --no-progress turns them off)")
+
+    def __post_init__(self) -> None:
+        _check_min(self, ("prefetch",), 1)
+        _check_min(self, ("loader_threads", "checkpoint_every"), 0)
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}.")
+        check_device(self.device)
+
+
+def _check_min(obj: Any, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        if int(getattr(obj, name)) < low:
+            raise ConfigError(f"{name} must be >= {low}, got {getattr(obj, name)!r}.")
+
+
+RECIPE_FIELDS = tuple(f.name for f in fields(TrainingRecipe))
+RUNTIME_FIELDS = tuple(f.name for f in fields(RuntimeSettings))
+#: earlier names of settings (schema version 1, API keywords) -> current names
+RENAMED = {"workers": "loader_threads"}
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Settings of one training run (all keyword-only; defaults are the reference recipe).
+    """A run's recipe and runtime settings (the content of ``training_config.json``)."""
 
-    Attributes:
-        epochs: number of epochs (the poly schedule runs over this many).
-        iterations_per_epoch: training batches per epoch.
-        val_iterations: validation batches (patches) per epoch for the pseudo-Dice.
-        initial_lr: learning rate of epoch 0.
-        weight_decay: SGD weight decay.
-        momentum: SGD momentum (Nesterov).
-        poly_exponent: exponent of the poly learning-rate schedule.
-        grad_clip: global L2 gradient-norm clip.
-        batch_size: total batch size; ``None`` takes the plans' (split across DDP ranks).
-        oversample_foreground: share of each batch forced to contain foreground (last samples of the batch).
-        probabilistic_oversampling: force each sample independently with that probability instead.
-        deep_supervision: train with deep-supervision outputs.
-        ema_decay: weight of the old value in the EMA of the pseudo-Dice (``0.9``).
-        checkpoint_every: write ``checkpoint_latest.pth`` every N epochs (``0``: only on interruption).
-        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``mps``.
-        amp: mixed precision (fp16 autocast and grad scaling); only used on CUDA.
-        compile: ``torch.compile`` the network; only used on CUDA.
-        channels_last: use the channels-last memory format for the network and inputs.
-        seed: base seed; ``None`` draws one at the start (stored in the checkpoint so a resume continues it).
-        deterministic: deterministic algorithms (bit-identical reruns on CPU).
-        augmentation: an augmentation preset name or a JSON file.
-        workers: patch-reading loader workers (threads); 0 reads in the main thread.
-        prefetch: batches read ahead of the training step.
-        pretrained: weights to initialise from (all matching keys except the segmentation heads).
-        trainer_name: first part of the model folder name (``<Trainer>__<Plans>__<Config>``).
-        threads: torch intra-op threads on CPU; ``None`` leaves torch's default.
-    """
-
-    epochs: int = 1000
-    iterations_per_epoch: int = 250
-    val_iterations: int = 50
-    initial_lr: float = 1e-2
-    weight_decay: float = 3e-5
-    momentum: float = 0.99
-    poly_exponent: float = 0.9
-    grad_clip: float = 12.0
-    batch_size: int | None = None
-    oversample_foreground: float = 0.33
-    probabilistic_oversampling: bool = False
-    deep_supervision: bool = True
-    ema_decay: float = 0.9
-    checkpoint_every: int = 1
-    device: str = "auto"
-    amp: bool = True
-    compile: bool = True
-    channels_last: bool = False
-    seed: int | None = None
-    deterministic: bool = False
-    augmentation: str = "default"
-    workers: int = 2
-    prefetch: int = 4
-    pretrained: str | None = None
-    trainer_name: str = "nnUNetTrainer"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("epochs", "iterations_per_epoch", "prefetch")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"TrainingConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
-        for name in ("val_iterations", "checkpoint_every", "workers"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"TrainingConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"TrainingConfig.batch_size must be >= 1, got {self.batch_size}.")
-        if not 0.0 <= self.oversample_foreground <= 1.0:
-            msg = f"TrainingConfig.oversample_foreground must be in [0, 1], got {self.oversample_foreground}."
-            raise ConfigError(msg)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"TrainingConfig.ema_decay must be in [0, 1), got {self.ema_decay}.")
-        if self.initial_lr <= 0 or self.grad_clip <= 0:
-            raise ConfigError("TrainingConfig.initial_lr and grad_clip must be > 0.")
-        if self.device not in DEVICES:
-            raise ConfigError(f"TrainingConfig.device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"TrainingConfig.threads must be >= 1, got {self.threads}.")
-
-    # ---- presets ----------------------------------------------------------------------------------------------
-    @classmethod
-    def reference(cls, **overrides: Any) -> TrainingConfig:
-        """The reference recipe (nnUNetTrainer defaults), with optional field overrides."""
-        return cls(**overrides)
-
-    @classmethod
-    def short(cls, spatial_dims: int = 2, **overrides: Any) -> TrainingConfig:
-        """The ``--budget short`` preset: a CPU-sized schedule of the same recipe.
-
-        The reference recipe (SGD Nesterov 0.99, lr 1e-2 with the poly schedule, Dice+CE with deep supervision,
-        33 % oversampling, the full augmentation), channels-last, on a schedule sized for 2 CPU cores:
-
-        * 2D configurations: 16 epochs × 50 iterations of batch 8, 10 validation iterations (Hippocampus ``2d``
-          fold 0: 7 min, validation Dice 0.80 — ``benchmarks/results/training.md``);
-        * 3D configurations: 8 epochs × 12 iterations of batch 2, 2 validation iterations (a 3D iteration costs
-          about 25 times a 2D one on a CPU: Hippocampus ``3d_fullres`` about 4 s per iteration on 2 cores), so
-          a fold also takes minutes; it is a smoke-level schedule for 3D, not a converged one.
-        """
-        if spatial_dims not in (2, 3):
-            raise ConfigError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
-        base: dict[str, Any] = ({"epochs": 16, "iterations_per_epoch": 50, "val_iterations": 10, "batch_size": 8}
-                                if spatial_dims == 2 else
-                                {"epochs": 8, "iterations_per_epoch": 12, "val_iterations": 2, "batch_size": 2})
-        base["channels_last"] = True
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def preset(cls, name: str, *, spatial_dims: int = 2, **overrides: Any) -> TrainingConfig:
-        """A named preset: ``reference`` (alias ``default``) or ``short`` (sized by ``spatial_dims``)."""
-        if name in ("reference", "default"):
-            return cls.reference(**overrides)
-        if name == "short":
-            return cls.short(spatial_dims, **overrides)
-        raise ConfigError(f"Unknown training budget {name!r}. Available: default, reference, short.")
+    recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     def replace(self, **changes: Any) -> TrainingConfig:
-        """A copy with some fields changed (unknown names raise ``ConfigError``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            msg = f"Unknown TrainingConfig field(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
-            raise ConfigError(msg)
-        return dataclasses.replace(self, **changes)
+        """A copy with some recipe or runtime fields changed (unknown names raise ``ConfigError``)."""
+        recipe, runtime = split_settings(changes)
+        return TrainingConfig(dataclasses.replace(self.recipe, **recipe), dataclasses.replace(self.runtime, **runtime))
 
-    # ---- serialisation ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The on-disk record (schema header plus every field)."""
-        return wrap(SCHEMA, SCHEMA_VERSION, dataclasses.asdict(self))
+        """The on-disk record (schema header, ``recipe`` and ``runtime``)."""
+        return wrap(SCHEMA, SCHEMA_VERSION, {"recipe": dataclasses.asdict(self.recipe),
+                                             "runtime": dataclasses.asdict(self.runtime)})
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "training config") -> TrainingConfig:
-        """Validate a record written by :meth:`to_dict`."""
-        data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where)
-        data.pop("schema")
-        data.pop("schema_version")
-        data.pop("provenance", None)
-        check_keys(data, required=(), allowed=[f.name for f in fields(cls)], where=where)
+        """Validate a record written by :meth:`to_dict` (or the flat version 1 record)."""
+        data = unwrap(data, schema=SCHEMA, version=SCHEMA_VERSION, where=where, migrations={1: _migrate_v1})
+        unknown = sorted(set(data) - {"schema", "schema_version", "provenance", "recipe", "runtime"})
+        if unknown:
+            raise SchemaError(f"{where}: unknown key(s) {', '.join(unknown)}.")
         try:
-            return cls(**data)
-        except (TypeError, ConfigError) as exc:
+            return cls(_build(TrainingRecipe, data.get("recipe", {}), where=f"{where} (recipe)"),
+                       _build(RuntimeSettings, data.get("runtime", {}), where=f"{where} (runtime)"))
+        except ConfigError as exc:
             raise SchemaError(f"{where}: {exc}") from exc
+
+
+def _build(cls: Any, values: Any, *, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise SchemaError(f"{where}: expected a JSON object.")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SchemaError(f"{where}: unknown key(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+    return cls(**values)
+
+
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 was one flat record; momentum / weight decay / poly exponent became component parameters."""
+    flat = {RENAMED.get(k, k): v for k, v in data.items() if k not in ("schema", "schema_version", "provenance")}
+    optimizer_params = {k: flat.pop(k) for k in ("momentum", "weight_decay") if k in flat}
+    schedule_params = {"exponent": flat.pop("poly_exponent")} if "poly_exponent" in flat else {}
+    recipe = {k: v for k, v in flat.items() if k not in RUNTIME_FIELDS}
+    recipe.update(optimizer_params=optimizer_params, schedule_params=schedule_params)
+    return {"schema": data["schema"], "schema_version": 1,
+            "recipe": recipe, "runtime": {k: v for k, v in flat.items() if k in RUNTIME_FIELDS}}
+
+
+# ---- one place that turns a budget and keyword settings into a config ---------------------------------------------
+def canonical_budget(name: str) -> str:
+    """``full`` or ``short`` (``reference`` and ``default`` mean ``full``); else ``ConfigError``."""
+    name = BUDGET_ALIASES.get(name, name)
+    if name not in BUDGETS:
+        raise ConfigError(f"Unknown training budget {name!r}. Available: {', '.join(BUDGETS)}.")
+    return name
+
+
+def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(recipe fields, runtime fields)`` of keyword settings; unknown names raise ``ConfigError``."""
+    recipe: dict[str, Any] = {}
+    runtime: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = RENAMED.get(key, key)
+        if name in RECIPE_FIELDS:
+            recipe[name] = value
+        elif name in RUNTIME_FIELDS:
+            runtime[name] = value
+        else:
+            close = difflib.get_close_matches(key, [*RECIPE_FIELDS, *RUNTIME_FIELDS], n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"Unknown training setting {key!r}.{hint}")
+    return recipe, runtime
+
+
+def budget_defaults(budget: str, *, spatial_dims: int = 2) -> dict[str, Any]:
+    """The settings a budget changes from the reference recipe.
+
+    ``short`` keeps the recipe and sizes its schedule for 2 CPU cores, with channels-last:
+
+    * 2D: 16 epochs x 50 iterations of batch 8, 10 validation iterations (Hippocampus ``2d`` fold 0: 7 min,
+      validation Dice 0.80 -- ``benchmarks/results/training.md``);
+    * 3D: 8 epochs x 12 iterations of batch 2, 2 validation iterations (a smoke-level schedule for 3D).
+    """
+    if canonical_budget(budget) == "full":
+        return {}
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
+    sizes = ({"epochs": 16, "iterations_per_epoch": 50, "val_iterations": 10, "batch_size": 8}
+             if spatial_dims == 2 else {"epochs": 8, "iterations_per_epoch": 12, "val_iterations": 2, "batch_size": 2})
+    return {**sizes, "channels_last": True}
+
+
+def training_config(budget: str = "full", *, spatial_dims: int = 2, **settings: Any) -> TrainingConfig:
+    """The config of ``budget`` for a 2D or 3D configuration, with any recipe or runtime field overridden."""
+    recipe, runtime = split_settings({**budget_defaults(budget, spatial_dims=spatial_dims), **settings})
+    return TrainingConfig(TrainingRecipe(**recipe), RuntimeSettings(**runtime))
+
+
+# ---- generated documentation --------------------------------------------------------------------------------------
+def setting_fields() -> list[tuple[str, dataclasses.Field[Any]]]:
+    """``(group, field)`` for every recipe and runtime field, in definition order."""
+    return [*(("recipe", f) for f in fields(TrainingRecipe)), *(("runtime", f) for f in fields(RuntimeSettings))]
+
+
+def field_type(group: str, f: dataclasses.Field[Any]) -> Any:
+    """The resolved annotation of a recipe or runtime field."""
+    cls = TrainingRecipe if group == "recipe" else RuntimeSettings
+    return typing.get_type_hints(cls)[f.name]
+
+
+def settings_markdown() -> str:
+    """The Markdown table of every training setting (``docs/training.md`` includes it verbatim)."""
+    rows = ["| setting (API keyword) | CLI flag | default | group | meaning |", "|---|---|---|---|---|"]
+    for group, f in setting_fields():
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[operator]
+        flag = f.metadata["flag"] or "(global `--no-progress`)"
+        rows.append(f"| `{f.name}` | `{flag}` | `{default!r}` | {group} | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"
 
 
 def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:

@@ -26,7 +26,13 @@ from autounet._log import get_logger
 from autounet.errors import UsageError
 from autounet.planning.store import read_plans_file
 from autounet.schemas.plans import ConfigurationPlan, Plans
-from autounet.schemas.training import TrainingConfig, save_training_config
+from autounet.schemas.training import (
+    RuntimeSettings,
+    TrainingConfig,
+    TrainingRecipe,
+    check_device,
+    save_training_config,
+)
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
 from autounet.training.data import BatchLoader, PatchStore, PreviousStage
@@ -46,7 +52,6 @@ from autounet.workspace import (
 
 log = get_logger(__name__)
 INIT_STREAM = 7
-RUNTIME_FIELDS = ("device", "workers", "prefetch", "threads", "compile", "amp", "channels_last")
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,18 @@ class Inputs:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; an unavailable device raises ``UsageError``."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda:N`` selects GPU N; an unavailable device raises
+    ``UsageError``."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available.")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name} requested but no CUDA device is available.")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible.")
+        return device
     if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise UsageError("--device mps requested but MPS is not available.")
     return torch.device(name)
@@ -90,10 +102,12 @@ def load_inputs(workspace: Workspace, dataset_name: str, configuration: str, pla
                   data_folder=folder)
 
 
-def _configure_torch(config: TrainingConfig, device: torch.device) -> None:
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
+def _configure_torch(runtime: RuntimeSettings, device: torch.device) -> None:
+    if runtime.threads is not None:
+        torch.set_num_threads(runtime.threads)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    if runtime.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -114,19 +128,18 @@ def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans,
 
 
 def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epochs: int) -> TrainingConfig:
-    """The stored run's settings, with this invocation's runtime fields and extended epochs."""
-    stored = TrainingConfig.from_dict(content["training_config"]) if "training_config" in content else given
-    runtime = {name: getattr(given, name) for name in RUNTIME_FIELDS}
-    cfg = stored.replace(**runtime)
+    """The stored run's recipe with this invocation's runtime settings, and extended epochs."""
+    stored = TrainingConfig.from_dict(content["training_config"]).recipe if "training_config" in content else \
+        given.recipe
+    cfg = TrainingConfig(stored, given.runtime)
     if continue_epochs:
-        cfg = cfg.replace(epochs=cfg.epochs + continue_epochs)
+        cfg = cfg.replace(epochs=cfg.recipe.epochs + continue_epochs)
     return cfg
 
 
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
           config: TrainingConfig, plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, continue_epochs: int = 0,
-          overwrite: bool = False, distributed: bool = False, progress: bool = False,
-          store: PatchStore | None = None) -> Path:
+          overwrite: bool = False, distributed: bool = False, store: PatchStore | None = None) -> Path:
     """Train one fold of one configuration; returns the fold folder.
 
     Args:
@@ -134,18 +147,20 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
         dataset_name: ``DatasetXXX_Name``.
         configuration: a configuration of the plans (``3d_fullres``, ``2d``, ...).
         fold: 0..4 (or beyond: random 80:20) or ``"all"``.
-        config: the training settings.
+        config: the recipe and runtime settings (``autounet.schemas.training.training_config``).
         plans_name: plans identifier.
         resume: continue from ``checkpoint_latest`` (or final / best) with all states restored.
         continue_epochs: with ``resume``, train N epochs more than the finished run had.
         overwrite: start from scratch even if the fold folder holds checkpoints.
         distributed: join the torchrun process group (one process per device).
-        progress: show a progress bar.
         store: the case store to read (default: ``CaseStore`` of the configuration's preprocessed folder).
     """
     if continue_epochs and not resume:
         resume = True
-    device = resolve_device(config.device)
+    from autounet.training.components import check_recipe
+
+    check_recipe(config.recipe)
+    device = resolve_device(config.runtime.device)
     dist_ctx = ddp.setup(device.type) if distributed else ddp.DistContext()
     if dist_ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", dist_ctx.local_rank)
@@ -153,30 +168,32 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
     try:
         return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
                       resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
-                      dist_ctx=dist_ctx, progress=progress, store=store)
+                      dist_ctx=dist_ctx, store=store)
     finally:
         ddp.teardown(dist_ctx)
 
 
 def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
            plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
-           dist_ctx: ddp.DistContext, progress: bool, store: PatchStore | None) -> Path:
+           dist_ctx: ddp.DistContext, store: PatchStore | None) -> Path:
     inputs = load_inputs(workspace, dataset_name, configuration, plans_name, check_data=store is None)
-    model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=config.trainer_name)
+    model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name,
+                                    trainer=config.recipe.trainer_name)
     fold_dir = model_dir / fold_dir_name(fold)
     content = _resume_content(fold_dir, resume=resume, overwrite=overwrite, device=device)
     if content is not None:
         config = _resume_config(config, content, continue_epochs)
-    if config.pretrained and content is not None:
+    if config.recipe.pretrained and content is not None:
         raise UsageError("--pretrained only applies to a fresh start, not to --resume.")
-    _configure_torch(config, device)
-    seed = config.seed if config.seed is not None else int(content["seed"]) if content else secrets.randbelow(2**31)
+    _configure_torch(config.runtime, device)
+    given_seed = config.runtime.seed
+    seed = given_seed if given_seed is not None else int(content["seed"]) if content else secrets.randbelow(2**31)
     seed = ddp.broadcast_int(seed, dist_ctx, device)
     if dist_ctx.is_main:
         _copy_model_dir_files(workspace, dataset_name, inputs.plans, model_dir)
         save_training_config(fold_dir / TRAINING_CONFIG_JSON, config)
     run = build_run(workspace, dataset_name, inputs, fold, fold_dir=fold_dir, config=config, device=device,
-                    dist_ctx=dist_ctx, seed=seed, progress=progress, store=store)
+                    dist_ctx=dist_ctx, seed=seed, store=store)
     try:
         return fit(run, resume_from=content)
     finally:
@@ -201,12 +218,14 @@ def _resume_content(fold_dir: Path, *, resume: bool, overwrite: bool, device: to
 
 def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int | str, *, fold_dir: Path,
               config: TrainingConfig, device: torch.device, dist_ctx: ddp.DistContext, seed: int,
-              progress: bool = False, store: PatchStore | None = None) -> Run:
+              store: PatchStore | None = None) -> Run:
     """Make every component of a run (loaders, augmentation, network, optimiser, loss) for :func:`fit`."""
     from autounet import augmentation, networks
+    from autounet.training import components
     from autounet.training.splits import fold_cases
 
     plan, labels = inputs.plan, inputs.labels
+    recipe, runtime = config.recipe, config.runtime
     if store is None:
         from autounet.preprocessing import CaseStore
 
@@ -217,13 +236,13 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     if not dist_ctx.is_main:
         train_ids, val_ids = fold_cases(workspace.splits_file(dataset_name), store.case_ids(), fold)
     cascade = plan.previous_stage is not None
-    global_batch = config.batch_size or plan.batch_size
-    batch, oversample = rank_batch_and_oversampling(global_batch, config.oversample_foreground, dist_ctx.rank,
+    global_batch = recipe.batch_size or plan.batch_size
+    batch, oversample = rank_batch_and_oversampling(global_batch, recipe.oversample_foreground, dist_ctx.rank,
                                                     dist_ctx.world) if dist_ctx.enabled else \
-        (global_batch, config.oversample_foreground)
+        (global_batch, recipe.oversample_foreground)
     aug = augmentation.build(
-        config.augmentation, patch_size=plan.patch_size,
-        deep_supervision_strides=plan.network.strides if config.deep_supervision else None,
+        recipe.augmentation, patch_size=plan.patch_size,
+        deep_supervision_strides=plan.network.strides if recipe.deep_supervision else None,
         use_mask_for_norm=[bool(c.params.get("use_mask_for_norm", False)) for c in plan.normalization],
         cascade_labels=labels.foreground_labels if cascade else None,
         regions=labels.regions if labels.has_regions else None,
@@ -231,62 +250,61 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     previous = None
     if cascade:
         prev_dir = workspace.model_dir(dataset_name, str(plan.previous_stage), plans_name=inputs.plans.plans_name,
-                                       trainer=config.trainer_name) / PREDICTED_NEXT_STAGE_DIR / plan.name
+                                       trainer=recipe.trainer_name) / PREDICTED_NEXT_STAGE_DIR / plan.name
         previous = PreviousStage(prev_dir)
     common: dict[str, Any] = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
-                  probabilistic=config.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
-                  workers=config.workers, prefetch=config.prefetch, previous_stage=previous,
+                  probabilistic=recipe.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
+                  workers=runtime.loader_threads, prefetch=runtime.prefetch, previous_stage=previous,
                   pin_memory=device.type == "cuda")
     train_loader = BatchLoader(store, train_ids, patch_size=aug.initial_patch_size, stream=2 * dist_ctx.rank,
                                **common)
     val_loader = BatchLoader(store, val_ids, patch_size=plan.patch_size, stream=2 * dist_ctx.rank + 1, **common) \
-        if config.val_iterations else None
+        if recipe.val_iterations else None
 
     in_channels = len(plan.normalization) + (len(labels.foreground_labels) if cascade else 0)
     torch.manual_seed(iteration_seed(seed, 0, INIT_STREAM, 0, 0))  # the same initial weights for the same seed
     module = networks.build(plan.network, in_channels=in_channels, num_outputs=labels.num_outputs,
-                            deep_supervision=config.deep_supervision, channels_last=config.channels_last).to(device)
-    if config.pretrained:
-        copied = ckpt.load_pretrained(module, config.pretrained)
-        log.info("Initialised %d tensors from %s.", len(copied), config.pretrained)
+                            deep_supervision=recipe.deep_supervision, channels_last=runtime.channels_last).to(device)
+    if recipe.pretrained:
+        copied = ckpt.load_pretrained(module, recipe.pretrained)
+        log.info("Initialised %d tensors from %s.", len(copied), recipe.pretrained)
     model: torch.nn.Module = module
-    compiled = config.compile and device.type == "cuda"
+    compiled = runtime.compile and device.type == "cuda"
     if dist_ctx.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if compiled:
         model = torch.compile(model)
-    optimizer = torch.optim.SGD(module.parameters(), lr=config.initial_lr, momentum=config.momentum,
-                                nesterov=True, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and config.amp else None
-    loss_fn, dice_stats = _loss_components(labels, batch_dice=plan.batch_dice,
-                                           scales=aug.deep_supervision_scales if config.deep_supervision else None,
+    optimizer = components.build_optimizer(recipe, module.parameters())
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and runtime.amp else None
+    loss_fn, dice_stats = _loss_components(recipe, labels, batch_dice=plan.batch_dice,
+                                           scales=aug.deep_supervision_scales if recipe.deep_supervision else None,
                                            ddp=dist_ctx.enabled, compiled=compiled)
-    lr_at = _schedule(config)
+    lr_at = components.build_schedule(recipe)
 
     def augment(data: torch.Tensor, seg: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
         out = aug(data, seg, generator=generator)
-        return _memory_format(out.image, config.channels_last), out.target
+        return _memory_format(out.image, runtime.channels_last), out.target
 
     def prepare(data: torch.Tensor, seg: torch.Tensor) -> tuple[torch.Tensor, Any]:
         out = aug.validation(data, seg)
-        return _memory_format(out.image, config.channels_last), out.target
+        return _memory_format(out.image, runtime.channels_last), out.target
 
     extra = {
         "init_args": {"plans": inputs.plans.to_dict(), "configuration": plan.name, "fold": fold,
                       "dataset_json": inputs.dataset_json, "device": str(device)},
-        "trainer_name": config.trainer_name,
+        "trainer_name": recipe.trainer_name,
         "inference_allowed_mirroring_axes": tuple(aug.mirror_axes),
     }
     logger = RunLogger(fold_dir, enabled=dist_ctx.is_main)
     logger.text(f"{dataset_name} {plan.name} fold {fold}: {len(train_ids)} training / {len(val_ids)} validation "
                 f"cases; batch {batch} x {dist_ctx.world} process(es), patch {tuple(aug.initial_patch_size)} -> "
                 f"{tuple(plan.patch_size)}, device {device}, seed {seed}; "
-                f"{config.epochs} epochs x {config.iterations_per_epoch} iterations, lr {config.initial_lr}")
+                f"{recipe.epochs} epochs x {recipe.iterations_per_epoch} iterations, lr {recipe.initial_lr}")
     return Run(fold_dir=fold_dir, config=config, model=model, module=module, optimizer=optimizer, scaler=scaler,
                loss_fn=loss_fn, dice_stats=dice_stats, lr_at=lr_at, augment=augment, prepare=prepare,
                train_loader=train_loader, val_loader=val_loader, device=device, seed=seed, dist=dist_ctx,
-               checkpoint_extra=extra, logger=logger, progress=progress)
+               checkpoint_extra=extra, logger=logger, progress=runtime.progress)
 
 
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -296,28 +314,19 @@ def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=fmt)
 
 
-def _loss_components(labels: Any, *, batch_dice: bool, scales: Any, ddp: bool, compiled: bool) -> tuple[Any, Any]:
-    """The Dice+CE (or region Dice+BCE) loss with deep-supervision weights, and the pseudo-Dice counts."""
-    from autounet.training import losses
+def _loss_components(recipe: TrainingRecipe, labels: Any, *, batch_dice: bool, scales: Any, ddp: bool,
+                     compiled: bool) -> tuple[Any, Any]:
+    """The recipe's loss (with deep-supervision weights) and the pseudo-Dice counts."""
+    from autounet.training import components, losses
 
-    loss = losses.build_loss(labels, batch_dice=batch_dice, deep_supervision_scales=scales, ddp=ddp,
-                             compiled=compiled)
+    loss = components.build_loss(recipe, labels, batch_dice=batch_dice, deep_supervision_scales=scales, ddp=ddp,
+                                 compiled=compiled)
 
     def dice_stats(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return losses.pseudo_dice_counts(output, target, has_regions=labels.has_regions,
                                          ignore_label=labels.ignore_label)
 
     return loss, dice_stats
-
-
-def _schedule(config: TrainingConfig) -> Any:
-    """Learning rate per epoch: the poly schedule (set at the start of each epoch)."""
-    from autounet.training import schedules
-
-    def lr_at(epoch: int) -> float:
-        return schedules.poly_lr(epoch, config.epochs, config.initial_lr, exponent=config.poly_exponent)
-
-    return lr_at
 
 
 __all__ = ["Inputs", "build_run", "load_inputs", "resolve_device", "train"]

@@ -47,13 +47,13 @@ class Run:
 
     Attributes:
         fold_dir: output folder (``.../fold_X``).
-        config: the training settings.
+        config: the run's recipe and runtime settings.
         model: the network as trained (possibly DDP-wrapped / compiled); ``module`` is the plain network.
         module: the plain network (saved in checkpoints).
-        optimizer / scaler: SGD and the CUDA grad scaler (``None`` elsewhere).
+        optimizer / scaler: the recipe's optimiser and the CUDA grad scaler (``None`` elsewhere).
         loss_fn: ``loss_fn(outputs, targets)``; outputs and targets are lists under deep supervision.
         dice_stats: per-class ``(tp, fp, fn)`` of the highest-resolution output against its target.
-        lr_at: learning rate of an epoch (poly schedule).
+        lr_at: learning rate of an epoch (the recipe's schedule).
         augment: training batch pipeline on the device ``(data, seg, generator) -> (inputs, targets)``:
             augmentation, then masking, -1 → 0, cascade one-hot, regions and the deep-supervision targets.
         prepare: the validation pipeline ``(data, seg) -> (inputs, targets)`` (the same steps, no augmentation).
@@ -151,7 +151,7 @@ def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.
 
 
 def _autocast(run: Run) -> Any:
-    if run.device.type == "cuda" and run.config.amp:
+    if run.device.type == "cuda" and run.config.runtime.amp:
         return torch.autocast("cuda", dtype=run.amp_dtype)
     return nullcontext()
 
@@ -165,12 +165,12 @@ def train_step(run: Run, inputs: torch.Tensor, targets: Any) -> torch.Tensor:
     if run.scaler is not None:
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.recipe.grad_clip)
         run.scaler.step(run.optimizer)
         run.scaler.update()
     else:
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.recipe.grad_clip)
         run.optimizer.step()
     return loss.detach()
 
@@ -181,12 +181,12 @@ def _first(x: Any) -> Any:
 
 def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
     """Validation loss and pseudo-Dice per class over ``val_iterations`` patch batches (summed TP/FP/FN)."""
-    if run.val_loader is None or run.config.val_iterations == 0:
+    if run.val_loader is None or run.config.recipe.val_iterations == 0:
         return float("nan"), []
     run.model.eval()
     losses, tp, fp, fn = [], None, None, None
     with torch.no_grad():
-        for it, batch in enumerate(run.val_loader.batches(epoch, 0, run.config.val_iterations)):
+        for it, batch in enumerate(run.val_loader.batches(epoch, 0, run.config.recipe.val_iterations)):
             _seeded(run, VAL_STREAM, epoch, it)
             data, seg = _to_device(batch, run.device)
             inputs, targets = run.prepare(data, seg)
@@ -256,13 +256,13 @@ def _progress_bar(run: Run, epoch: int, start: int) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=run.config.iterations_per_epoch, initial=start, desc=f"epoch {epoch}", leave=False,
+    return tqdm(total=run.config.recipe.iterations_per_epoch, initial=start, desc=f"epoch {epoch}", leave=False,
                 dynamic_ncols=True)
 
 
 def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
     """Run the remaining training iterations of ``state.epoch``; False if interrupted (state saved)."""
-    cfg, epoch = run.config, state.epoch
+    cfg, epoch = run.config.recipe, state.epoch
     run.model.train()
     bar = _progress_bar(run, epoch, state.iteration)
     pending: list[torch.Tensor] = []
@@ -291,7 +291,7 @@ def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
 
 
 def _end_epoch(run: Run, state: _State, *, val_loss: float, dice: list[float], lr: float) -> None:
-    cfg = run.config
+    cfg = run.config.recipe
     train_loss = ddp.mean_over_ranks(float(np.mean(state.epoch_losses)), run.dist, run.device)
     end = time.time()
     duration = max(end - (state.epoch_start or end), 1e-9)
@@ -308,7 +308,8 @@ def _end_epoch(run: Run, state: _State, *, val_loss: float, dice: list[float], l
     state.epoch_start, state.epoch_wait = None, 0.0
     if best:
         _save(run, state, ckpt.BEST, epoch=next_epoch)
-    if cfg.checkpoint_every and next_epoch % cfg.checkpoint_every == 0 and next_epoch < cfg.epochs:
+    every = run.config.runtime.checkpoint_every
+    if every and next_epoch % every == 0 and next_epoch < cfg.epochs:
         _save(run, state, ckpt.LATEST, epoch=next_epoch)
 
 
@@ -318,7 +319,7 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
     ``resume_from`` is a loaded checkpoint to continue from. Ctrl-C / SIGTERM save ``checkpoint_latest.pth`` at
     the next iteration boundary and raise :class:`TrainingInterrupted`.
     """
-    cfg = run.config
+    cfg = run.config.recipe
     state = restore(run, resume_from) if resume_from is not None else _State(log=TrainingLog(ema_decay=cfg.ema_decay))
     if state.epoch >= cfg.epochs:
         log.info("Nothing to train: the run already finished %d epochs.", cfg.epochs)

@@ -189,7 +189,8 @@ def deep_supervision_weights(n_outputs: int, *, ddp_without_compile: bool = Fals
 
 
 def build_loss(labels: LabelsLike, *, batch_dice: bool, deep_supervision_scales: Sequence[Any] | None,
-               ddp: bool = False, compiled: bool = False) -> nn.Module:
+               ddp: bool = False, compiled: bool = False, weight_ce: float = 1.0, weight_dice: float = 1.0,
+               smooth: float = DICE_SMOOTH) -> nn.Module:
     """The reference loss for ``labels``: Dice+CE (labels) or Dice+BCE (regions), wrapped for deep supervision.
 
     Args:
@@ -198,12 +199,14 @@ def build_loss(labels: LabelsLike, *, batch_dice: bool, deep_supervision_scales:
         deep_supervision_scales: one entry per network output (``None`` or empty: no deep supervision).
         ddp: running under DDP (batch Dice gathers over ranks; the last weight becomes 1e-6 unless ``compiled``).
         compiled: the network is ``torch.compile``-d (affects only the DDP weight rule, as in the reference).
+        weight_ce / weight_dice / smooth: the terms' weights and the Dice smoothing (reference: 1, 1, 1e-5).
     """
     base: nn.Module
+    terms = {"weight_ce": weight_ce, "weight_dice": weight_dice, "smooth": smooth}
     if labels.has_regions:
-        base = DiceBCELoss(batch_dice=batch_dice, use_ignore_label=labels.ignore_label is not None, ddp=ddp)
+        base = DiceBCELoss(batch_dice=batch_dice, use_ignore_label=labels.ignore_label is not None, ddp=ddp, **terms)
     else:
-        base = DiceCELoss(batch_dice=batch_dice, ignore_label=labels.ignore_label, ddp=ddp)
+        base = DiceCELoss(batch_dice=batch_dice, ignore_label=labels.ignore_label, ddp=ddp, **terms)
     if not deep_supervision_scales:
         return base
     weights = deep_supervision_weights(len(deep_supervision_scales), ddp_without_compile=ddp and not compiled)

@@ -259,6 +259,22 @@ def test_configuration_without_next_stage_is_refused(lowres_fold) -> None:
 
 
 # ---- the run's job graph ------------------------------------------------------------------------------------------
+def _fake_submit(calls: list, done: set | None = None):
+    """A ``submit(job, runtime)`` recording each fold job; a fold listed in ``done`` reports no training."""
+    from concurrent.futures import Future
+
+    from autounet.pipeline.training import FoldResult
+
+    def submit(job, runtime) -> Future:
+        assert job.resume == "auto" and runtime.device == "cpu"
+        calls.append(("job", job.configuration, str(job.fold)))
+        future: Future = Future()
+        future.set_result(FoldResult(key=job.key, fold_dir=job.fold_dir, trained=True))
+        return future
+
+    return submit
+
+
 def test_run_job_graph_waits_for_every_lowres_fold(monkeypatch: pytest.MonkeyPatch, tmp_workspace: Workspace) -> None:
     run_module = importlib.import_module("autounet.pipeline.run")  # the package exports a function `run`
 
@@ -267,46 +283,42 @@ def test_run_job_graph_waits_for_every_lowres_fold(monkeypatch: pytest.MonkeyPat
     captured: dict[str, list] = {}
     real_run_jobs = run_module.run_jobs
 
-    def fake_run_jobs(jobs, devices, launch):
+    def fake_run_jobs(jobs, devices, start, **kwargs):
         captured["jobs"] = list(jobs)
-        return real_run_jobs(jobs, devices, launch)
+        return real_run_jobs(jobs, devices, start, **kwargs)
 
     monkeypatch.setattr(run_module, "run_jobs", fake_run_jobs)
-    monkeypatch.setattr(run_module, "_fold_complete", lambda ws, n, c, f, p, cfg: (c, f) in done)
+    monkeypatch.setattr(run_module, "_fold_complete", lambda ws, n, c, f, p, trainer: (c, f) in done)
     monkeypatch.setattr(run_module, "pending_next_stage_cases", lambda *a, **k: [])
-    monkeypatch.setattr(run_module, "_train_in_process",
-                        lambda ws, n, p, c, f, d, cfg, o: calls.append(("train", c, str(f))))
-    monkeypatch.setattr(run_module, "_write_next_stage",
-                        lambda ws, n, p, c, f, d, cfg, say: calls.append(("next", c, str(f))))
     options = run_module.RunOptions(configurations=("3d_lowres", "3d_cascade_fullres"), folds=(0,),
                                     devices=("cpu",))
     summary = run_module.RunSummary(dataset_name=DATASET, plans_name="nnUNetPlans", configurations=[])
     folds = {"3d_lowres": (0, 1, 2), "3d_cascade_fullres": (0,)}
     run_module._train_all(tmp_workspace, DATASET, "nnUNetPlans", ["3d_lowres", "3d_cascade_fullres"], options,
                           summary, lambda step, msg: None, folds=folds,
-                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3})
+                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3},
+                          submit=_fake_submit(calls))
     jobs = {j.key: j for j in captured["jobs"]}
     assert sorted(jobs) == ["3d_cascade_fullres/fold_0", "3d_lowres/fold_0", "3d_lowres/fold_2"]
     assert jobs["3d_cascade_fullres/fold_0"].depends_on == ("3d_lowres/fold_0", "3d_lowres/fold_2")
     assert summary.reused == ["3d_lowres/fold_1"]
-    assert calls == [("train", "3d_lowres", "0"), ("next", "3d_lowres", "0"), ("train", "3d_lowres", "2"),
-                     ("next", "3d_lowres", "2"), ("train", "3d_cascade_fullres", "0")]
+    assert summary.trained == ["3d_lowres/fold_0", "3d_lowres/fold_2", "3d_cascade_fullres/fold_0"]
+    assert calls == [("job", "3d_lowres", "0"), ("job", "3d_lowres", "2"), ("job", "3d_cascade_fullres", "0")]
 
 
 def test_run_refolds_lowres_when_its_next_stage_is_incomplete(monkeypatch: pytest.MonkeyPatch,
                                                               tmp_workspace: Workspace) -> None:
     run_module = importlib.import_module("autounet.pipeline.run")  # the package exports a function `run`
 
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, ...]] = []
     monkeypatch.setattr(run_module, "_fold_complete", lambda *a: True)
     monkeypatch.setattr(run_module, "pending_next_stage_cases",
                         lambda ws, n, c, f, **k: ["case_x"] if f == 1 else [])
-    monkeypatch.setattr(run_module, "_train_in_process", lambda ws, n, p, c, f, *a: calls.append(("train", f)))
-    monkeypatch.setattr(run_module, "_write_next_stage", lambda ws, n, p, c, f, *a: calls.append(("next", f)))
     options = run_module.RunOptions(configurations=("3d_lowres",), folds=(0, 1), devices=("cpu",))
     summary = run_module.RunSummary(dataset_name=DATASET, plans_name="nnUNetPlans", configurations=[])
     run_module._train_all(tmp_workspace, DATASET, "nnUNetPlans", ["3d_lowres", "3d_cascade_fullres"], options,
                           summary, lambda step, msg: None, folds={"3d_lowres": (0, 1), "3d_cascade_fullres": (0,)},
-                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3})
+                          cascades={"3d_cascade_fullres": "3d_lowres"}, ndims={"3d_lowres": 3, "3d_cascade_fullres": 3},
+                          submit=_fake_submit(calls))
     assert summary.reused == ["3d_lowres/fold_0", "3d_cascade_fullres/fold_0"]
-    assert calls == [("train", 1), ("next", 1)]  # _train_in_process skips training of a finished fold itself
+    assert calls == [("job", "3d_lowres", "1")]  # run_training (resume="auto") skips training a finished fold

@@ -52,19 +52,20 @@ def make_fake_run(fold_dir, *, store=None, epochs=3, iters=4, seed=3, augment=No
     """A complete :class:`Run` on fakes: a 2-conv network, CE loss, the real loaders, SGD and poly LR."""
     import torch
 
-    from autounet.schemas.training import TrainingConfig
+    from autounet.schemas.training import training_config
     from autounet.training.data import BatchLoader
     from autounet.training.logging import RunLogger
     from autounet.training.loop import Run
 
     torch.manual_seed(0)
     store = store or FakeStore(n_cases=3, shape=(12, 12, 12))
-    cfg = TrainingConfig(epochs=epochs, iterations_per_epoch=iters, val_iterations=val_iterations, batch_size=2,
-                         checkpoint_every=checkpoint_every, seed=seed, deterministic=True, workers=1, device="cpu")
+    cfg = training_config(epochs=epochs, iterations_per_epoch=iters, val_iterations=val_iterations, batch_size=2,
+                          checkpoint_every=checkpoint_every, seed=seed, deterministic=True, loader_threads=1,
+                          device="cpu")
+    recipe = cfg.recipe
     net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.LeakyReLU(),
                               torch.nn.Conv3d(4, 3, 1))
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.initial_lr, momentum=cfg.momentum, nesterov=True,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(net.parameters(), lr=recipe.initial_lr, momentum=0.99, nesterov=True, weight_decay=3e-5)
 
     def loss_fn(out, target):
         return torch.nn.functional.cross_entropy(out, target[:, 0].long())
@@ -87,7 +88,7 @@ def make_fake_run(fold_dir, *, store=None, epochs=3, iters=4, seed=3, augment=No
     common = dict(batch_size=2, patch_size=(8, 8, 8), final_patch_size=(8, 8, 8), oversample=0.33, seed=seed,
                   workers=1)
     return Run(fold_dir=fold_dir, config=cfg, model=net, module=net, optimizer=opt, scaler=None, loss_fn=loss_fn,
-               dice_stats=dice_stats, lr_at=lambda e: cfg.initial_lr * (1 - e / cfg.epochs) ** 0.9,
+               dice_stats=dice_stats, lr_at=lambda e: recipe.initial_lr * (1 - e / recipe.epochs) ** 0.9,
                augment=augment or noise, prepare=prepare,
                train_loader=BatchLoader(store, ids, **common), val_loader=BatchLoader(store, ids, stream=1, **common),
                device=torch.device("cpu"), seed=seed, checkpoint_extra={"trainer_name": "fake"},

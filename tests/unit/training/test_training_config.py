@@ -1,69 +1,146 @@
-"""TrainingConfig record, presets, CLI flag mapping, pretrained loading, checkpoint helpers."""
+"""Training settings (recipe + runtime), budgets, the record and its migration, CLI flags, components by name,
+pretrained loading, checkpoint helpers."""
 
 from __future__ import annotations
 
-import argparse
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from autounet.errors import CheckpointError, ConfigError, SchemaError
-from autounet.schemas.training import TrainingConfig, load_training_config, save_training_config
+from autounet.schemas.training import (
+    RuntimeSettings,
+    TrainingConfig,
+    TrainingRecipe,
+    load_training_config,
+    save_training_config,
+    split_settings,
+    training_config,
+)
 from autounet.training import checkpoint as ckpt
+from autounet.training import components
 
 
 def test_reference_defaults() -> None:
-    c = TrainingConfig.reference()
+    c = training_config().recipe
     assert (c.epochs, c.iterations_per_epoch, c.val_iterations) == (1000, 250, 50)
-    assert (c.initial_lr, c.weight_decay, c.momentum, c.grad_clip) == (1e-2, 3e-5, 0.99, 12.0)
-    assert (c.oversample_foreground, c.ema_decay, c.poly_exponent) == (0.33, 0.9, 0.9)
+    assert (c.initial_lr, c.grad_clip, c.optimizer, c.schedule, c.loss) == (1e-2, 12.0, "sgd", "poly", "dice_ce")
+    assert (c.oversample_foreground, c.ema_decay) == (0.33, 0.9)
+    assert components.parameters(components.OPTIMIZERS, "sgd") == {"momentum": 0.99, "weight_decay": 3e-5,
+                                                                   "nesterov": True}
+    assert components.parameters(components.SCHEDULES, "poly") == {"exponent": 0.9}
 
 
 def test_short_budget_is_sized_by_dimensionality() -> None:
-    two, three = TrainingConfig.short(2), TrainingConfig.preset("short", spatial_dims=3, epochs=5)
-    assert (two.epochs, two.iterations_per_epoch, two.batch_size, two.val_iterations) == (16, 50, 8, 10)
-    assert (three.epochs, three.iterations_per_epoch, three.batch_size, three.val_iterations) == (5, 12, 2, 2)
-    assert two.channels_last and three.channels_last and three.initial_lr == two.initial_lr == 1e-2
+    two, three = training_config("short"), training_config("short", spatial_dims=3, epochs=5)
+    assert (two.recipe.epochs, two.recipe.iterations_per_epoch, two.recipe.batch_size,
+            two.recipe.val_iterations) == (16, 50, 8, 10)
+    assert (three.recipe.epochs, three.recipe.iterations_per_epoch, three.recipe.batch_size,
+            three.recipe.val_iterations) == (5, 12, 2, 2)
+    assert two.runtime.channels_last and three.runtime.channels_last
+    assert three.recipe.initial_lr == two.recipe.initial_lr == 1e-2
 
 
-def test_presets_and_overrides() -> None:
-    short = TrainingConfig.preset("short", seed=3)
-    assert short.epochs < 1000 and short.seed == 3
-    assert TrainingConfig.preset("reference") == TrainingConfig()
+def test_budgets_and_overrides() -> None:
+    short = training_config("short", seed=3)
+    assert short.recipe.epochs < 1000 and short.runtime.seed == 3
+    assert training_config("reference") == training_config("full") == TrainingConfig()
     with pytest.raises(ConfigError, match="short"):
-        TrainingConfig.preset("shrot")
+        training_config("shrot")
     with pytest.raises(ConfigError, match="epochs"):
-        TrainingConfig(epochs=0)
+        TrainingRecipe(epochs=0)
     with pytest.raises(ConfigError, match="spatial_dims"):
-        TrainingConfig.preset("short", spatial_dims=4)
-    with pytest.raises(ConfigError, match="device"):
-        TrainingConfig(device="tpu")
-    with pytest.raises(ConfigError, match="Unknown TrainingConfig field"):
+        training_config("short", spatial_dims=4)
+    with pytest.raises(ConfigError, match="epoch.*Did you mean 'epochs'"):
         TrainingConfig().replace(epoch=3)
 
 
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_device_names(device: str) -> None:
+    assert RuntimeSettings(device=device).device == device
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:", "cuda:x", "gpu:0", ""])
+def test_bad_device_names(device: str) -> None:
+    with pytest.raises(ConfigError, match="cuda:N"):
+        RuntimeSettings(device=device)
+
+
+def test_settings_split_into_recipe_and_runtime() -> None:
+    recipe, runtime = split_settings({"epochs": 3, "device": "cuda:1", "optimizer": "adamw", "workers": 0})
+    assert recipe == {"epochs": 3, "optimizer": "adamw"}
+    assert runtime == {"device": "cuda:1", "loader_threads": 0}  # "workers" is the earlier name
+
+
 def test_round_trip_and_unknown_keys(tmp_path: Path) -> None:
-    cfg = TrainingConfig(epochs=7, seed=1, pretrained="x.pth")
+    cfg = training_config(epochs=7, seed=1, pretrained="x.pth", optimizer="adamw",
+                          optimizer_params={"weight_decay": 0.05})
     save_training_config(tmp_path / "c.json", cfg)
     assert load_training_config(tmp_path / "c.json") == cfg
     data = cfg.to_dict()
-    data["epohcs"] = 3
+    data["recipe"]["epohcs"] = 3
     with pytest.raises(SchemaError, match="epohcs"):
         TrainingConfig.from_dict(data)
 
 
-def test_cli_flags_map_to_config() -> None:
-    from autounet.cli import train as cli
+def test_version_1_record_is_migrated(tmp_path: Path) -> None:
+    flat = {"schema": "autounet/training_config", "schema_version": 1, "epochs": 5, "momentum": 0.9,
+            "weight_decay": 1e-4, "poly_exponent": 0.8, "device": "cpu", "workers": 3, "trainer_name": "T",
+            "initial_lr": 0.1}
+    (tmp_path / "old.json").write_text(json.dumps(flat), encoding="utf-8")
+    cfg = load_training_config(tmp_path / "old.json")
+    assert cfg.recipe == TrainingRecipe(epochs=5, initial_lr=0.1, trainer_name="T",
+                                        optimizer_params={"momentum": 0.9, "weight_decay": 1e-4},
+                                        schedule_params={"exponent": 0.8})
+    assert cfg.runtime == RuntimeSettings(device="cpu", loader_threads=3)
 
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args(["4", "2d", "0", "--budget", "short", "--epochs", "3", "--lr", "0.02", "--no-compile",
-                              "--deterministic", "-j", "1", "--iters-per-epoch", "9", "--val-iters", "2"])
-    cfg = TrainingConfig.preset(args.budget, **cli._overrides(args))
-    assert (cfg.epochs, cfg.initial_lr, cfg.compile, cfg.deterministic, cfg.workers) == (3, 0.02, False, True, 1)
-    assert (cfg.iterations_per_epoch, cfg.val_iterations) == (9, 2)
-    assert cfg.batch_size == TrainingConfig.short().batch_size
+
+def test_default_components_are_the_reference_recipe() -> None:
+    net = torch.nn.Linear(3, 2)
+    recipe = training_config().recipe
+    opt = components.build_optimizer(recipe, net.parameters())
+    assert isinstance(opt, torch.optim.SGD)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (1e-2, 0.99, True, 3e-5)
+    lr_at = components.build_schedule(recipe)
+    assert lr_at(0) == 1e-2 and lr_at(500) == pytest.approx(1e-2 * 0.5 ** 0.9)
+
+
+def test_adamw_is_selected_by_name_with_parameters() -> None:
+    net = torch.nn.Linear(3, 2)
+    recipe = training_config(optimizer="adamw", initial_lr=1e-3,
+                             optimizer_params={"weight_decay": 0.05, "betas": [0.8, 0.9]}).recipe
+    opt = components.build_optimizer(recipe, net.parameters())
+    assert isinstance(opt, torch.optim.AdamW)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["weight_decay"], group["betas"]) == (1e-3, 0.05, (0.8, 0.9))
+    before = net.weight.detach().clone()
+    net(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(before, net.weight)
+
+
+def test_schedule_and_loss_by_name() -> None:
+    recipe = training_config(schedule="constant", epochs=10, loss_params={"weight_ce": 0.0}).recipe
+    assert [components.build_schedule(recipe)(e) for e in (0, 5, 9)] == [1e-2] * 3
+
+    class Labels:
+        has_regions, ignore_label = False, None
+
+    loss = components.build_loss(recipe, Labels(), batch_dice=False, deep_supervision_scales=None, ddp=False,
+                                 compiled=False)
+    assert loss.weight_ce == 0.0 and loss.weight_dice == 1.0
+
+
+def test_unknown_components_and_parameters_fail_early() -> None:
+    with pytest.raises(ConfigError, match="Unknown optimiser 'adamm'. Did you mean 'adamw'"):
+        components.check_recipe(training_config(optimizer="adamm").recipe)
+    with pytest.raises(ConfigError, match="Unknown parameter.*momentun.*of optimiser 'sgd'.*momentum=0.99"):
+        components.check_recipe(training_config(optimizer_params={"momentun": 0.9}).recipe)
+    with pytest.raises(ConfigError, match="learning-rate schedule 'cosine'"):
+        components.check_recipe(training_config(schedule="cosine").recipe)
 
 
 def test_pretrained_skips_heads_and_checks_shapes(tmp_path: Path) -> None:
