@@ -30,10 +30,11 @@ class Context:
     workspace_arg: str | None
     quiet: bool
     progress: bool
+    allow_external_data: bool = False
 
     def workspace(self) -> Workspace:
         """The resolved workspace with its roots created."""
-        return resolve_workspace(self.workspace_arg).ensure()
+        return resolve_workspace(self.workspace_arg, allow_external_data=self.allow_external_data).ensure()
 
 
 def _command_modules() -> list[ModuleType]:
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR", default=None,
                         help="workspace root (default: $AUTOUNET_HOME, nnUNet_* variables, ./autounet_workspace)")
     common.add_argument("--debug", action="store_true", help="show full tracebacks")
+    common.add_argument("--allow-external-data", action="store_true",
+                        help="let a dataset.json 'dataset' listing name files outside its dataset folder")
     common.add_argument("--quiet", action="store_true", help="only warnings and errors")
     common.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser = argparse.ArgumentParser(prog="autounet", description="Self-configuring biomedical image segmentation.")
@@ -75,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
-                  progress=args.progress and not args.quiet and sys.stderr.isatty())
+                  progress=args.progress and not args.quiet and sys.stderr.isatty(),
+                  allow_external_data=args.allow_external_data)
     try:
         return int(args._run(args, ctx) or 0)
     except AutounetError as exc:

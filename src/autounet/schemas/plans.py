@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from autounet.errors import PlansError, SchemaError
+from autounet.names import check_name
 from autounet.schemas._base import check_keys, read_json, save_record, unwrap, wrap
 
 SCHEMA = "autounet/plans"
@@ -177,6 +178,11 @@ class ConfigurationPlan:
                     "network", "batch_dice")
         check_keys(data, required=required, allowed=("next_stage", "previous_stage"), where=where)
         next_stage = data.get("next_stage") or ()
+        next_stage = (next_stage,) if isinstance(next_stage, str) else tuple(next_stage)
+        for value, what in ((name, "configuration name"), (data["data_identifier"], "data_identifier"),
+                            *((s, "next_stage") for s in next_stage),
+                            *(((data["previous_stage"], "previous_stage"),) if data.get("previous_stage") else ())):
+            check_name(value, what=what, where=where, error=SchemaError)  # they name folders
         return cls(
             name=name,
             data_identifier=str(data["data_identifier"]),
@@ -193,7 +199,7 @@ class ConfigurationPlan:
                                                              where=f"{where}.resampling_probabilities"),
             network=NetworkSpec.from_dict(data["network"], where=f"{where}.network"),
             batch_dice=bool(data["batch_dice"]),
-            next_stage=(next_stage,) if isinstance(next_stage, str) else tuple(next_stage),
+            next_stage=next_stage,
             previous_stage=data.get("previous_stage"),
         )
 
@@ -266,6 +272,9 @@ class Plans:
         provenance = data.pop("provenance", {})
         names = [f.name for f in fields(cls) if f.name != "provenance"]
         check_keys(data, required=names, allowed=(), where=where)
+        for value, what in ((data["plans_name"], "plans_name"), *((k, "configuration name")
+                                                                  for k in data["configurations"])):
+            check_name(value, what=what, where=where, error=SchemaError)  # they name files and folders
         plans = cls(
             dataset_name=str(data["dataset_name"]),
             plans_name=str(data["plans_name"]),

@@ -1,0 +1,77 @@
+"""Make a tiny model folder trained by the reference (nnunetv2 2.8.1) for the safe-loading tests.
+
+Run from the repository root with the project venv (about 1-2 minutes on 2 cores)::
+
+    nice -n 10 .venv/bin/python benchmarks/golden/make_reference_checkpoint.py
+
+Writes ``tests/data/golden/reference_model/`` = ``nnUNetTrainer__nnUNetPlans__2d/`` with ``plans.json``,
+``dataset.json`` and ``fold_0/checkpoint_final.pth`` as the reference wrote them, plus ``case.nii.gz`` (one image
+to predict). The dataset is autounet's synthetic one at 4 x 8 x 8 voxels (so that the 2d network has two stages
+and the checkpoint stays under 1 MB); the reference plans and preprocesses it with its own commands, then its
+``nnUNetTrainer`` is trained for one epoch of two iterations (one validation iteration) on the CPU, exactly as
+``nnUNetv2_train`` would construct it, and saves its checkpoint with its own ``save_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "src"))
+from reference import run_reference, run_reference_python  # noqa: E402
+
+from autounet.testing import make_synthetic_dataset  # noqa: E402
+
+OUT = REPO / "tests" / "data" / "golden" / "reference_model"
+DATASET = "Dataset997_TinyRef"
+
+TRAIN = """
+import os, torch
+from batchgenerators.utilities.file_and_folder_operations import load_json, join
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+pre = join(os.environ["nnUNet_preprocessed"], "%(ds)s")
+plans = load_json(join(pre, "nnUNetPlans.json"))
+dataset_json = load_json(join(pre, "dataset.json"))
+torch.manual_seed(0)
+trainer = nnUNetTrainer(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+trainer.num_epochs = 1
+trainer.num_iterations_per_epoch = 2
+trainer.num_val_iterations_per_epoch = 1
+trainer.run_training()
+print(trainer.output_folder)
+"""
+
+
+def main() -> None:
+    try:
+        _make()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"the reference failed:\n{exc.stdout}\n{exc.stderr}")
+
+
+def _make() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        raw = make_synthetic_dataset(root / "raw" / DATASET, n_cases=6, shape=(4, 8, 8), spacing=(1.0, 1.0, 1.0),
+                                     seed=3, n_test=1)
+        run_reference(["nnUNetv2_plan_and_preprocess", "-d", "997", "-c", "2d", "-np", "1"], root, threads=1)
+        out = run_reference_python(TRAIN % {"ds": DATASET}, root, threads=1).strip().splitlines()[-1]
+        model = Path(out).parent
+        if OUT.exists():
+            shutil.rmtree(OUT)
+        dest = OUT / model.name
+        (dest / "fold_0").mkdir(parents=True)
+        for name in ("plans.json", "dataset.json"):
+            shutil.copy2(model / name, dest / name)
+        shutil.copy2(model / "fold_0" / "checkpoint_final.pth", dest / "fold_0" / "checkpoint_final.pth")
+        shutil.copy2(raw / "imagesTs" / "test_000_0000.nii.gz", OUT / "case_0000.nii.gz")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
