@@ -31,14 +31,10 @@ OUT = REPO / "tests" / "data" / "golden" / "reference_model"
 DATASET = "Dataset997_TinyRef"
 
 TRAIN = """
-import os, torch
-from batchgenerators.utilities.file_and_folder_operations import load_json, join
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-pre = join(os.environ["nnUNet_preprocessed"], "%(ds)s")
-plans = load_json(join(pre, "nnUNetPlans.json"))
-dataset_json = load_json(join(pre, "dataset.json"))
+import torch
+from nnunetv2.run.run_training import get_trainer_from_args
 torch.manual_seed(0)
-trainer = nnUNetTrainer(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+trainer = get_trainer_from_args("%(ds)s", "2d", 0, "nnUNetTrainer", "nnUNetPlans", device=torch.device("cpu"))
 trainer.num_epochs = 1
 trainer.num_iterations_per_epoch = 2
 trainer.num_val_iterations_per_epoch = 1
@@ -55,11 +51,15 @@ def main() -> None:
 
 
 def _make() -> None:
+    """With a folder argument, work there and reuse its preprocessed data (for reruns); else in a temp folder."""
+    keep = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        raw = make_synthetic_dataset(root / "raw" / DATASET, n_cases=6, shape=(4, 8, 8), spacing=(1.0, 1.0, 1.0),
-                                     seed=3, n_test=1)
-        run_reference(["nnUNetv2_plan_and_preprocess", "-d", "997", "-c", "2d", "-np", "1"], root, threads=1)
+        root = keep or Path(tmp)
+        raw = root / "raw" / DATASET
+        if not (root / "preprocessed" / DATASET / "nnUNetPlans.json").is_file():
+            make_synthetic_dataset(raw, n_cases=6, shape=(4, 8, 8), spacing=(1.0, 1.0, 1.0), seed=3, n_test=1)
+            run_reference(["nnUNetv2_plan_and_preprocess", "-d", "997", "-c", "2d", "-np", "1", "-npfp", "1"],
+                          root, threads=1)
         out = run_reference_python(TRAIN % {"ds": DATASET}, root, threads=1).strip().splitlines()[-1]
         model = Path(out).parent
         if OUT.exists():

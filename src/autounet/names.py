@@ -71,7 +71,8 @@ def check_file_ending(ending: object, *, what: str = "file ending", where: str |
 
 def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
     """Whether ``path`` resolves (symbolic links and ``..`` followed) to ``root`` or somewhere below it."""
-    return Path(path).resolve().is_relative_to(Path(root).resolve())
+    # os.path.realpath, unlike Path.resolve on Python 3.11, does not raise on a symbolic link loop
+    return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(root)))
 
 
 def check_inside(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what: str,

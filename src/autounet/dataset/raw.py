@@ -72,6 +72,15 @@ class RawDataset:
                 return files.images[0]
         return None
 
+    def require_files(self) -> None:
+        """Raise ``DatasetError`` naming the case and file when a listed image or label file does not exist."""
+        for case, files in self.cases.items():
+            for path in (*files.images, *((files.label,) if files.label is not None else ())):
+                if not os.path.isfile(path):
+                    msg = (f"case {case}: {path} does not exist or is not a file (listed in {self.dataset_json} or "
+                           "found in imagesTr). Restore it or remove the case; `autounet verify` lists every problem.")
+                    raise DatasetError(msg)
+
     def reader_name(self) -> str:
         """The reader for this dataset: ``overwrite_image_reader_writer`` when it names a known reader, else
         automatic selection by file ending probing the first image."""
@@ -114,8 +123,19 @@ def group_channel_files(folder: Path, file_ending: str) -> tuple[dict[str, tuple
             stray.append(Path(entry.path))
             continue
         check_name(match["case"], what="case id", where=entry.path, error=DatasetError)
+        if not _is_file(entry):  # follows links: a broken link, a link loop or a folder
+            msg = (f"{entry.path}: not a readable file (a folder, a broken symbolic link or a link loop). "
+                   "Remove it or make it point to the image.")
+            raise DatasetError(msg)
         groups.setdefault(match["case"], []).append(Path(entry.path))
     return {case: tuple(groups[case]) for case in sorted(groups)}, tuple(stray)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a symbolic link loop
+        return False
 
 
 def _explicit_cases(root: Path, listing: Mapping[str, CaseEntry], environ: Mapping[str, str] | None, *,

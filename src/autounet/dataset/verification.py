@@ -117,8 +117,8 @@ def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Wor
         allow_external = workspace.allow_external_data if workspace is not None else False
     try:
         cases, stray = discover(root, spec, allow_external=allow_external)
-    except AutounetError as exc:  # an unsafe case id or a listed file outside the dataset folder
-        problems.append(Problem("unsafe_path", str(exc), file=str(root / DATASET_JSON)))
+    except AutounetError as exc:  # an unsafe case id, a listed file outside the dataset folder, a link loop
+        problems.append(Problem("case_discovery", str(exc)))
         return VerificationReport(dataset=root.name, root=root, n_cases=0, problems=tuple(problems),
                                   seconds=time.perf_counter() - start)
     raw = RawDataset(name=root.name, root=root, spec=spec, cases=cases, stray_files=stray)
@@ -199,7 +199,7 @@ def _duplicate_cases(cases: dict[str, CaseFiles]) -> list[Problem]:
     users: dict[Path, list[str]] = {}
     for case, files in cases.items():
         for f in (*files.images, *((files.label,) if files.label else ())):
-            users.setdefault(f.resolve(), []).append(case)
+            users.setdefault(Path(os.path.realpath(f)), []).append(case)
     for f, owners in users.items():
         if len(set(owners)) > 1:
             names = ", ".join(sorted(set(owners)))

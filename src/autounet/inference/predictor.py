@@ -279,6 +279,9 @@ class Predictor:
         """
         sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         output_dir = Path(output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            msg = f"The output {output_dir} is a file, not a folder: give a folder (it is created if missing)."
+            raise UsageError(msg)
         cases = shard(discover_cases(sources, num_channels=self.num_channels), part=part, parts=parts)
         for c in cases:
             check_name(c.case_id, what="case id", where=str(c.images[0]))
@@ -309,8 +312,9 @@ class Predictor:
 
     def _output_ending(self, case: CaseInput, output_format: str | None) -> str:
         if output_format:
-            ending = output_format if output_format.startswith(".") else f".{output_format}"
-            return check_file_ending(ending, what="output format")
+            check_name(output_format, what="output format")
+            return check_file_ending(output_format if output_format.startswith(".") else f".{output_format}",
+                                     what="output format")
         if case.is_dicom:
             return DICOM_OUTPUT_ENDING
         return case.ending
