@@ -43,12 +43,14 @@ def tree(root: Path, *, exclude: Path | None = None) -> dict[str, str]:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
-    """``run_cli(*args) -> (exit code, stderr)`` through ``autounet.cli.main``."""
+    """``run_cli(*args) -> (exit code, stderr)`` through ``autounet.cli.main``; ``run_cli.out``: its stdout."""
 
     def run(*args: str) -> tuple[int, str]:
         capsys.readouterr()
         code = main([str(a) for a in args])
-        return code, capsys.readouterr().err
+        captured = capsys.readouterr()
+        run.out = captured.out  # type: ignore[attr-defined]
+        return code, captured.err
 
     return run
 
