@@ -5,11 +5,13 @@ Run from the repository root with the project venv (about 1-2 minutes on 2 cores
     nice -n 10 .venv/bin/python benchmarks/golden/make_reference_checkpoint.py
 
 Writes ``tests/data/golden/reference_model/`` = ``nnUNetTrainer__nnUNetPlans__2d/`` with ``plans.json``,
-``dataset.json`` and ``fold_0/checkpoint_final.pth`` as the reference wrote them, plus ``case.nii.gz`` (one image
-to predict). The dataset is autounet's synthetic one at 4 x 8 x 8 voxels (so that the 2d network has two stages
+``dataset.json`` and ``fold_0/checkpoint_final.pth`` as the reference wrote them, plus ``case_0000.nii.gz`` (one
+test image) and ``case_reference_prediction.nii.gz`` (the reference's ``nnUNetv2_predict`` of it with that
+checkpoint, without mirroring). The dataset is autounet's synthetic one at 4 x 8 x 8 voxels (so that the 2d network has two stages
 and the checkpoint stays under 1 MB); the reference plans and preprocesses it with its own commands, then its
-``nnUNetTrainer`` is trained for one epoch of two iterations (one validation iteration) on the CPU, exactly as
-``nnUNetv2_train`` would construct it, and saves its checkpoint with its own ``save_checkpoint``.
+``nnUNetTrainer`` is trained for one epoch of two iterations (one validation iteration) on the CPU, constructed as
+``nnUNetv2_train`` does (``get_trainer_from_args``), and saves its checkpoint with its own ``save_checkpoint``.
+With a folder argument the work folder is kept there and finished steps are reused.
 """
 
 from __future__ import annotations
@@ -60,8 +62,12 @@ def _make() -> None:
             make_synthetic_dataset(raw, n_cases=6, shape=(4, 8, 8), spacing=(1.0, 1.0, 1.0), seed=3, n_test=1)
             run_reference(["nnUNetv2_plan_and_preprocess", "-d", "997", "-c", "2d", "-np", "1", "-npfp", "1"],
                           root, threads=1)
-        out = run_reference_python(TRAIN % {"ds": DATASET}, root, threads=1).strip().splitlines()[-1]
-        model = Path(out).parent
+        model = root / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__2d"
+        if not (model / "fold_0" / "checkpoint_final.pth").is_file():
+            run_reference_python(TRAIN % {"ds": DATASET}, root, threads=1)
+        pred = root / "reference_prediction"
+        run_reference(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(pred), "-d", "997", "-c", "2d",
+                       "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], root, threads=1)
         if OUT.exists():
             shutil.rmtree(OUT)
         dest = OUT / model.name
@@ -70,6 +76,7 @@ def _make() -> None:
             shutil.copy2(model / name, dest / name)
         shutil.copy2(model / "fold_0" / "checkpoint_final.pth", dest / "fold_0" / "checkpoint_final.pth")
         shutil.copy2(raw / "imagesTs" / "test_000_0000.nii.gz", OUT / "case_0000.nii.gz")
+        shutil.copy2(pred / "test_000.nii.gz", OUT / "case_reference_prediction.nii.gz")
     print(f"wrote {OUT}")
 
 

@@ -52,12 +52,12 @@ class CheckpointError(AutounetError):
 
 _OS_ADVICE = {
     errno.ENOSPC: "free space on that disk or choose another --workspace / output folder, then run the command "
-                  "again (finished work is kept)",
+                  "again; finished work is kept",
     errno.EDQUOT: "free space in your quota or choose another --workspace / output folder, then run the command again",
     errno.EACCES: "fix the permissions of that path or choose another --workspace / output folder",
     errno.EPERM: "fix the permissions of that path or choose another --workspace / output folder",
     errno.EROFS: "the file system is read-only; choose another --workspace / output folder",
-    errno.ENOENT: "check that the path exists (and, for a dataset, that dataset.json lists existing files)",
+    errno.ENOENT: "check that the path exists and, for a dataset, that dataset.json lists existing files",
     errno.ELOOP: "a symbolic link points to itself or loops; remove or fix the link",
     errno.ENOTDIR: "a file stands where a folder is needed; give a folder",
     errno.EISDIR: "a folder stands where a file is needed; give a file",
