@@ -7,9 +7,10 @@ Run from the repository root with the project venv (about 1-2 minutes on 2 cores
 Writes ``tests/data/golden/reference_model/`` = ``nnUNetTrainer__nnUNetPlans__2d/`` with ``plans.json``,
 ``dataset.json`` and ``fold_0/checkpoint_final.pth`` as the reference wrote them, plus ``case_0000.nii.gz`` (one
 test image) and ``case_reference_prediction.nii.gz`` (the reference's ``nnUNetv2_predict`` of it with that
-checkpoint, without mirroring). The dataset is autounet's synthetic one at 4 x 8 x 8 voxels (so that the 2d network has two stages
+checkpoint, without mirroring) with its class probabilities ``case_reference_probabilities.npz``. The dataset is autounet's synthetic one at 4 x 8 x 8 voxels (so that the 2d network has two stages
 and the checkpoint stays under 1 MB); the reference plans and preprocesses it with its own commands, then its
-``nnUNetTrainer`` is trained for one epoch of two iterations (one validation iteration) on the CPU, constructed as
+``nnUNetTrainer`` is trained without deep supervision (a two-stage network has a single output, for which the
+reference's loss weights are 0/0) for one epoch of two iterations (one validation iteration) on the CPU, constructed as
 ``nnUNetv2_train`` does (``get_trainer_from_args``), and saves its checkpoint with its own ``save_checkpoint``.
 With a folder argument the work folder is kept there and finished steps are reused.
 """
@@ -25,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
-from reference import run_reference, run_reference_python  # noqa: E402
+from reference import run_reference, run_reference_python
 
-from autounet.testing import make_synthetic_dataset  # noqa: E402
+from autounet.testing import make_synthetic_dataset
 
 OUT = REPO / "tests" / "data" / "golden" / "reference_model"
 DATASET = "Dataset997_TinyRef"
@@ -37,6 +38,8 @@ import torch
 from nnunetv2.run.run_training import get_trainer_from_args
 torch.manual_seed(0)
 trainer = get_trainer_from_args("%(ds)s", "2d", 0, "nnUNetTrainer", "nnUNetPlans", device=torch.device("cpu"))
+# two stages give one output; the reference's deep-supervision weights are then 0/0 (NaN loss), so train without it
+trainer.enable_deep_supervision = False
 trainer.num_epochs = 1
 trainer.num_iterations_per_epoch = 2
 trainer.num_val_iterations_per_epoch = 1
@@ -67,16 +70,17 @@ def _make() -> None:
             run_reference_python(TRAIN % {"ds": DATASET}, root, threads=1)
         pred = root / "reference_prediction"
         run_reference(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(pred), "-d", "997", "-c", "2d",
-                       "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], root, threads=1)
-        if OUT.exists():
-            shutil.rmtree(OUT)
+                       "-f", "0", "-device", "cpu", "--disable_tta", "--save_probabilities", "-npp", "1", "-nps", "1"], root, threads=1)
         dest = OUT / model.name
+        if dest.exists():
+            shutil.rmtree(dest)  # the README beside it stays
         (dest / "fold_0").mkdir(parents=True)
         for name in ("plans.json", "dataset.json"):
             shutil.copy2(model / name, dest / name)
         shutil.copy2(model / "fold_0" / "checkpoint_final.pth", dest / "fold_0" / "checkpoint_final.pth")
         shutil.copy2(raw / "imagesTs" / "test_000_0000.nii.gz", OUT / "case_0000.nii.gz")
         shutil.copy2(pred / "test_000.nii.gz", OUT / "case_reference_prediction.nii.gz")
+        shutil.copy2(pred / "test_000.npz", OUT / "case_reference_probabilities.npz")
     print(f"wrote {OUT}")
 
 

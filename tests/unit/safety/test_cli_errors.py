@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _safety_testlib import DATASET, assert_one_line_error, tree
 
 from autounet.cli import main
 from autounet.errors import describe_os_error
-
-from conftest import DATASET, assert_one_line_error, tree
 
 
 def test_symlink_loop_in_images(tiny_workspace: Path, run_cli) -> None:

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _safety_testlib import DATASET, assert_one_line_error, tree
 
 from autounet.errors import DatasetError, SchemaError, UsageError
 from autounet.names import check_file_ending, check_inside, check_name, name_problem
 from autounet.schemas.dataset import DatasetSpec
 from autounet.schemas.plans import Plans
-from autounet.workspace import Workspace, data_identifier, model_dir_name, plans_file_name
-
-from conftest import DATASET, assert_one_line_error, tree
+from autounet.workspace import (
+    Workspace,
+    data_identifier,
+    model_dir_name,
+    plans_file_name,
+)
 
 
 def _listing(ws: Path, key: str, *, image: str | None = None) -> Path:
@@ -139,8 +143,8 @@ def test_name_options_are_refused(tiny_workspace: Path, run_cli, option: list[st
 
 
 def test_output_format_in_the_library(tmp_path: Path) -> None:
-    from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
     from autounet.inference import Predictor
+    from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
     from autounet.io import ImageGeometry, write_image
 
     model = write_random_model(tmp_path / "results" / "Dataset900_Tiny", tiny_plans(), tiny_dataset(), "3d_fullres")

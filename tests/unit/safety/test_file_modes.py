@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from autounet._atomic import atomic_path, current_umask, make_temp_dir, write_bytes_atomic, write_json_atomic
+from autounet._atomic import (
+    atomic_path,
+    current_umask,
+    make_temp_dir,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from autounet.io import ImageGeometry, write_image
 from autounet.training.checkpoint import save_checkpoint
 

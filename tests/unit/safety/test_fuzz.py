@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from _safety_testlib import DATASET, tree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from autounet.cli import main  # noqa: E402
-from autounet.testing import make_synthetic_dataset  # noqa: E402
-
-from conftest import DATASET, tree  # noqa: E402
+from autounet.cli import main
+from autounet.testing import make_synthetic_dataset
 
 FAST = settings(max_examples=6, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

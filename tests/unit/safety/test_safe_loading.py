@@ -14,7 +14,7 @@ import torch
 from autounet.cli import main
 from autounet.errors import CheckpointError
 from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
-from autounet.io import ImageGeometry, write_image
+from autounet.io import ImageGeometry, read_segmentation, write_image
 from autounet.training import checkpoint as ckpt
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden" / "reference_model"
@@ -107,8 +107,28 @@ def test_non_dict_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_reference_checkpoint_loads() -> None:
+    """A checkpoint written by nnU-Net v2.8.1's own trainer (numpy scalars in its log) loads weights-only."""
     path = next(GOLDEN.glob("*/fold_0/checkpoint_final.pth"))
     content = ckpt.load_checkpoint(path)
     assert content["trainer_name"] == "nnUNetTrainer" and content["current_epoch"] == 1
+    assert content["init_args"]["configuration"] == "2d" and isinstance(content["_best_ema"], np.floating)
+    assert all(bool(torch.isfinite(v).all()) for v in content["network_weights"].values())
     assert any(".all_modules." in k for k in content["network_weights"])
-    assert isinstance(zipfile.ZipFile(path).namelist(), list)
+    assert "optimizer_state" in content and zipfile.is_zipfile(path)
+
+
+def test_reference_model_predicts_as_the_reference(tmp_path: Path, capsys) -> None:
+    """``predict -m`` on the reference-trained model folder gives the reference's own probabilities."""
+    model = next(GOLDEN.glob("nnUNetTrainer__*"))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "case_0000.nii.gz").write_bytes((GOLDEN / "case_0000.nii.gz").read_bytes())
+    code = main(["predict", "-m", str(model), "-f", "0", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                 "--no-tta", "--device", "cpu", "--save-probabilities", "--workspace", str(tmp_path / "ws")])
+    assert code == 0, capsys.readouterr().err
+    with np.load(tmp_path / "out" / "case.npz") as ours, np.load(GOLDEN / "case_reference_probabilities.npz") as ref:
+        assert np.isfinite(ref["probabilities"]).all() and ref["probabilities"].std() > 1e-3
+        diff = np.abs(ours["probabilities"] - ref["probabilities"])
+    assert diff.max() < 0.02 and diff.mean() < 1e-3, (diff.max(), diff.mean())  # numeric noise; a transposition gives 0.7
+    seg, _ = read_segmentation(tmp_path / "out" / "case.nii.gz")
+    ref_seg, _ = read_segmentation(GOLDEN / "case_reference_prediction.nii.gz")
+    assert np.array_equal(seg, ref_seg)
