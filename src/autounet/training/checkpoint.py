@@ -69,20 +69,22 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _TORCH_PREAMBLE = "Weights only load failed"
 
 
-def _refused_type(path: Path, exc: Exception) -> str:
-    """What the weights-only loader refused in ``path``: the type torch names, else a scan, else its reason."""
+def _refused_type(path: Path, exc: Exception) -> str | None:
+    """The type the weights-only loader refused in ``path`` (torch's message, else a scan), if any."""
     match = _GLOBAL.search(str(exc))
     if match:
-        return f"the type {match.group(1)}"
+        return match.group(1)
     try:
         allowed = {g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in ALLOWED_GLOBALS}
         extra = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
     except Exception:  # noqa: BLE001 - not a zip checkpoint, unreadable, ...: fall back to torch's reason
         extra = []
-    if extra:
-        return f"the type {extra[0]}"
+    return extra[0] if extra else None
+
+
+def _reason(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith(_TORCH_PREAMBLE)]
-    return f"an operation outside the weights-only format ({lines[0] if lines else type(exc).__name__})"
+    return lines[0] if lines else type(exc).__name__
 
 
 def rng_state() -> dict[str, Any]:
@@ -127,12 +129,13 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
             content = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         refused = _refused_type(path, exc)
-        raise CheckpointError(f"Refusing to load checkpoint {path}: it needs {refused}, which a weights "
+        if refused is None:  # not a type: a corrupt file or an operation the weights-only format lacks
+            raise CheckpointError(f"Cannot read checkpoint {path}: {_reason(exc)}") from exc
+        raise CheckpointError(f"Refusing to load checkpoint {path}: it needs the type {refused}, which a weights "
                               "checkpoint never contains (loading it could run code). Use a checkpoint from a "
                               "source you trust, or re-save only its tensors.") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"Cannot read checkpoint {path}: {first}") from exc
+        raise CheckpointError(f"Cannot read checkpoint {path}: {_reason(exc)}") from exc
     if not isinstance(content, dict):
         raise CheckpointError(f"Checkpoint {path} holds a {type(content).__name__}, not a dict of weights and "
                               "settings.")

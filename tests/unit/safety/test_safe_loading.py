@@ -132,3 +132,10 @@ def test_reference_model_predicts_as_the_reference(tmp_path: Path, capsys) -> No
     seg, _ = read_segmentation(tmp_path / "out" / "case.nii.gz")
     ref_seg, _ = read_segmentation(GOLDEN / "case_reference_prediction.nii.gz")
     assert np.array_equal(seg, ref_seg)
+
+
+def test_corrupt_file_is_unreadable_not_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.pth").write_bytes(b"\x80\x02garbage that is no pickle")
+    with pytest.raises(CheckpointError, match="Cannot read checkpoint") as info:
+        ckpt.load_checkpoint(tmp_path / "c.pth")
+    assert "\n" not in str(info.value)
