@@ -5,6 +5,8 @@ The CLI maps ``UsageError``/``ConfigError`` to exit code 2 and every other ``Aut
 
 from __future__ import annotations
 
+import errno
+
 
 class AutounetError(Exception):
     """Base class of all errors raised deliberately by autounet."""
@@ -46,3 +48,30 @@ class PlansError(SchemaError):
 
 class CheckpointError(AutounetError):
     """A checkpoint that is missing or does not match the plans."""
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "free space on that disk or choose another --workspace / output folder, then run the command "
+                  "again; finished work is kept",
+    errno.EDQUOT: "free space in your quota or choose another --workspace / output folder, then run the command again",
+    errno.EACCES: "fix the permissions of that path or choose another --workspace / output folder",
+    errno.EPERM: "fix the permissions of that path or choose another --workspace / output folder",
+    errno.EROFS: "the file system is read-only; choose another --workspace / output folder",
+    errno.ENOENT: "check that the path exists and, for a dataset, that dataset.json lists existing files",
+    errno.ELOOP: "a symbolic link points to itself or loops; remove or fix the link",
+    errno.ENOTDIR: "a file stands where a folder is needed; give a folder",
+    errno.EISDIR: "a folder stands where a file is needed; give a file",
+    errno.EEXIST: "remove it or choose another name",
+    errno.ENAMETOOLONG: "use a shorter name or path",
+    errno.EIO: "the storage reported an input/output error; check the disk and run the command again",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer workers",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: the file(s), what went wrong and what to do."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = " -> ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
+    advice = _OS_ADVICE.get(exc.errno or 0, "check the path and run the command again")
+    where = f"{files}: " if files else ""
+    return " ".join(f"{where}{reason} ({advice}).".split())

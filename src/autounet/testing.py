@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from autounet._atomic import make_temp_dir
 from autounet.errors import DatasetError
 from autounet.io import ImageGeometry, write_image, write_segmentation
 from autounet.schemas.dataset import DatasetSpec, save_dataset_spec
@@ -172,7 +172,7 @@ def prepare_demo_dataset(workspace: Workspace, source: str | os.PathLike[str] | 
         if target.exists() and not clean:
             return name, "reusing"
         _prepare_target(workspace, int(name[7:10]), SYNTHETIC_NAME, clean=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=workspace.raw))
+        tmp = make_temp_dir(workspace.raw, prefix=f".{name}.")
         make_synthetic_dataset(tmp, n_cases=n_cases, shape=shape, spacing=spacing, n_channels=n_channels, seed=seed)
         _swap_in(tmp, target)
         return name, "generated"
@@ -184,7 +184,7 @@ def prepare_demo_dataset(workspace: Workspace, source: str | os.PathLike[str] | 
     if src == target.resolve() or (target.exists() and not clean):
         return name, "reusing"
     if (src / DATASET_JSON).is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=workspace.raw))
+        tmp = make_temp_dir(workspace.raw, prefix=f".{name}.")
         shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
         _swap_in(tmp, target)
         return name, "copied"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autounet.errors import DatasetError, UsageError, WorkspaceError
+from autounet.names import check_name
 
 # ---- artefact file names (single source of truth) -------------------------------------------------------------
 DATASET_JSON = "dataset.json"
@@ -72,7 +73,7 @@ def crossval_dir_name(folds: tuple[int, ...] | list[int]) -> str:
 
 def ensemble_dir_name(model_a: str, model_b: str, folds: tuple[int, ...] | list[int]) -> str:
     """``ensemble___<A>___<B>___0_1_2_3_4`` (the reference's naming)."""
-    return f"ensemble___{model_a}___{model_b}___{folds_tag(folds)}"
+    return check_name(f"ensemble___{model_a}___{model_b}___{folds_tag(folds)}", what="ensemble name")
 
 
 def dataset_dir_name(dataset_id: int, name: str) -> str:
@@ -80,27 +81,30 @@ def dataset_dir_name(dataset_id: int, name: str) -> str:
     if not 0 <= dataset_id <= 999:
         msg = f"Dataset id must be between 0 and 999, got {dataset_id}."
         raise UsageError(msg)
-    return f"Dataset{dataset_id:03d}_{name}"
+    return check_name(f"Dataset{dataset_id:03d}_{name}", what="dataset name")
 
 
 def plans_file_name(plans_name: str) -> str:
     """File name of a plans file in the preprocessed dataset folder (``nnUNetPlans.json``)."""
-    return f"{plans_name}.json"
+    return f"{check_name(plans_name, what='plans name')}.json"
 
 
 def data_identifier(plans_name: str, configuration: str) -> str:
     """Preprocessed sub-folder name, as the reference names it (``nnUNetPlans_3d_fullres``)."""
-    return f"{plans_name}_{configuration}"
+    check_name(plans_name, what="plans name")
+    return f"{plans_name}_{check_name(configuration, what='configuration name')}"
 
 
 def model_dir_name(trainer: str, plans_name: str, configuration: str) -> str:
     """``nnUNetTrainer__nnUNetPlans__3d_fullres``: one trained configuration in the results root."""
-    return f"{trainer}__{plans_name}__{configuration}"
+    check_name(trainer, what="trainer name")
+    check_name(plans_name, what="plans name")
+    return f"{trainer}__{plans_name}__{check_name(configuration, what='configuration name')}"
 
 
 def fold_dir_name(fold: int | str) -> str:
     """``fold_0`` ... ``fold_4`` or ``fold_all``."""
-    return f"{FOLD_DIR_PREFIX}{fold}"
+    return check_name(f"{FOLD_DIR_PREFIX}{fold}", what="fold")
 
 
 @dataclass(frozen=True)
@@ -110,12 +114,15 @@ class Workspace:
     raw: Path
     preprocessed: Path
     results: Path
+    #: whether a dataset.json ``dataset`` listing may name files outside its dataset folder (the user's opt-in)
+    allow_external_data: bool = False
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str]) -> Workspace:
+    def at(cls, root: str | os.PathLike[str], *, allow_external_data: bool = False) -> Workspace:
         """A workspace with ``raw/``, ``preprocessed/`` and ``results/`` under one root."""
         root = Path(root).expanduser().resolve()
-        return cls(raw=root / "raw", preprocessed=root / "preprocessed", results=root / "results")
+        return cls(raw=root / "raw", preprocessed=root / "preprocessed", results=root / "results",
+                   allow_external_data=allow_external_data)
 
     def ensure(self) -> Workspace:
         """Create missing roots; raise ``WorkspaceError`` for a root that is a file or not writable."""
@@ -136,15 +143,15 @@ class Workspace:
     # ---- per-dataset folders ---------------------------------------------------------------------------------
     def raw_dataset(self, dataset_name: str) -> Path:
         """``raw/DatasetXXX_Name``."""
-        return self.raw / dataset_name
+        return self.raw / check_name(dataset_name, what="dataset name")
 
     def preprocessed_dataset(self, dataset_name: str) -> Path:
         """``preprocessed/DatasetXXX_Name``."""
-        return self.preprocessed / dataset_name
+        return self.preprocessed / check_name(dataset_name, what="dataset name")
 
     def results_dataset(self, dataset_name: str) -> Path:
         """``results/DatasetXXX_Name``."""
-        return self.results / dataset_name
+        return self.results / check_name(dataset_name, what="dataset name")
 
     def fingerprint_file(self, dataset_name: str) -> Path:
         """``preprocessed/DatasetXXX_Name/dataset_fingerprint.json``."""
@@ -168,7 +175,7 @@ class Workspace:
 
     def preprocessed_data(self, dataset_name: str, identifier: str) -> Path:
         """Folder of preprocessed cases of one configuration (``nnUNetPlans_3d_fullres``)."""
-        return self.preprocessed_dataset(dataset_name) / identifier
+        return self.preprocessed_dataset(dataset_name) / check_name(identifier, what="data identifier")
 
     def model_dir(self, dataset_name: str, configuration: str, *, plans_name: str = DEFAULT_PLANS_NAME,
                   trainer: str = DEFAULT_TRAINER) -> Path:
@@ -204,13 +211,18 @@ class Workspace:
 
 
 def resolve_workspace(explicit: str | os.PathLike[str] | None = None, *,
-                      environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Workspace:
+                      environ: Mapping[str, str] | None = None, cwd: Path | None = None,
+                      allow_external_data: bool = False) -> Workspace:
     """Resolve the workspace once, at the edge.
 
     Order: explicit argument (``--workspace``), then ``AUTOUNET_HOME``, then the reference's
     ``nnUNet_raw``/``nnUNet_preprocessed``/``nnUNet_results`` (all three must be set), then ``./autounet_workspace``.
     """
-    env = os.environ if environ is None else environ
+    ws = _resolve_roots(explicit, os.environ if environ is None else environ, cwd)
+    return replace(ws, allow_external_data=allow_external_data) if allow_external_data else ws
+
+
+def _resolve_roots(explicit: str | os.PathLike[str] | None, env: Mapping[str, str], cwd: Path | None) -> Workspace:
     if explicit is not None:
         return Workspace.at(explicit)
     if env.get("AUTOUNET_HOME"):

@@ -4,26 +4,31 @@ Each non-underscore module of this package is one subcommand. It defines ``NAME`
 (one line), ``add_arguments(parser)`` and ``run(args, ctx) -> int``. Modules import heavy API code (torch, ...)
 inside ``run`` so that ``autounet --help`` stays fast. Flags shared by several commands come from
 :mod:`autounet.cli._options` (and the training settings from :mod:`autounet.cli._settings`), so that a concept is
-spelled the same everywhere (docs/cli-conventions.md). The global flags (:data:`GLOBAL_FLAGS`) are accepted before
+spelled the same everywhere (docs/cli-conventions.md). The global flags (:func:`add_global_flags`) are accepted before
 or after the subcommand. ``main`` resolves the workspace once, maps ``AutounetError`` to a one-line message and
-exit code (2 usage/config, 1 runtime) and shows tracebacks only with ``--debug``.
+exit code (2 usage/config, 1 runtime), every ``OSError`` (disk full, permission denied, ...) to one line
+naming the file and what to do (exit 1), and shows tracebacks only with ``--debug``. This is the only place
+errors become messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 from autounet._log import enable_logging
 from autounet._version import VERSION
 from autounet.cli import _options
-from autounet.errors import AutounetError
+from autounet.errors import AutounetError, describe_os_error
+from autounet.names import check_name
 from autounet.workspace import Workspace, resolve_workspace
 
 
@@ -34,10 +39,24 @@ class Context:
     workspace_arg: str | None
     quiet: bool
     progress: bool
+    allow_external_data: bool = False
+    created: list[Path] = field(default_factory=list)
 
     def workspace(self) -> Workspace:
-        """The resolved workspace with its roots created."""
-        return resolve_workspace(self.workspace_arg).ensure()
+        """The resolved workspace with its roots created (remembered, so that a failed command can remove them)."""
+        ws = resolve_workspace(self.workspace_arg, allow_external_data=self.allow_external_data)
+        for root in (ws.raw, ws.preprocessed, ws.results):
+            path = root
+            while not path.exists() and path != path.parent:
+                self.created.append(path)
+                path = path.parent
+        return ws.ensure()
+
+    def remove_created(self) -> None:
+        """Remove the folders :meth:`workspace` created that are still empty (after a failed command)."""
+        for path in sorted(set(self.created), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds on an empty folder
 
 
 def _command_modules() -> list[ModuleType]:
@@ -49,7 +68,7 @@ def _command_modules() -> list[ModuleType]:
 
 
 def add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """``--workspace``, ``--debug``, ``--quiet``, ``--no-progress``.
+    """``--workspace``, ``--debug``, ``--allow-external-data``, ``--quiet``, ``--no-progress``.
 
     The top-level parser holds the defaults; each subcommand parser repeats the flags with ``SUPPRESS`` defaults, so
     a flag given before the subcommand is not reset by the subcommand's parser and one given after it also counts.
@@ -60,6 +79,8 @@ def add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
     parser.add_argument("--workspace", metavar="DIR", default=default(None),
                         help="workspace root (default: $AUTOUNET_HOME, nnUNet_* variables, ./autounet_workspace)")
     parser.add_argument("--debug", action="store_true", default=default(False), help="show full tracebacks")
+    parser.add_argument("--allow-external-data", action="store_true", default=default(False),
+                        help="let a dataset.json 'dataset' listing name files outside its dataset folder")
     parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=default(True),
                         help="no progress bars")
@@ -87,6 +108,27 @@ def _tolerate_any_locale() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+#: options whose values become file or folder names: checked once, here, before any command runs
+_NAME_OPTIONS = {"trainer_name": "--trainer-name", "trainer": "--trainer", "plans": "--plans",
+                 "plans_name": "--plans-name", "configuration": "configuration", "configurations": "configuration",
+                 "output_format": "--output-format", "name": "--name", "file_ending": "--file-ending"}
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Refuse a name option with a path separator, ``..`` or an absolute path (``UsageError``, exit 2)."""
+    for attr, label in _NAME_OPTIONS.items():
+        value = getattr(args, attr, None)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str):
+                check_name(item, what=label)
+
+
+def _error_line(command: str, message: str) -> None:
+    """The one line a failed command prints (``--debug`` shows the traceback instead)."""
+    text = " ".join(message.split()) or "failed"
+    print(f"autounet {command}: error: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autounet`` console script."""
     _tolerate_any_locale()
@@ -95,17 +137,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     _options.finish(parser, args)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
-                  progress=args.progress and not args.quiet and sys.stderr.isatty())
+                  progress=args.progress and not args.quiet and sys.stderr.isatty(),
+                  allow_external_data=args.allow_external_data)
     try:
-        return int(args._run(args, ctx) or 0)
+        _check_names(args)
+        code = int(args._run(args, ctx) or 0)
     except AutounetError as exc:
+        ctx.remove_created()
         if args.debug:
             raise
-        print(f"autounet {args.command}: error: {exc}", file=sys.stderr)
+        _error_line(args.command, str(exc))
         return exc.exit_code
+    except OSError as exc:  # disk full, permission denied, a link loop, ...: one line, not a traceback
+        ctx.remove_created()
+        if args.debug:
+            raise
+        _error_line(args.command, describe_os_error(exc))
+        return 1
     except KeyboardInterrupt:
         print(f"autounet {args.command}: interrupted", file=sys.stderr)
         return 130
+    if code != 0:
+        ctx.remove_created()
+    return code
 
 
 if __name__ == "__main__":

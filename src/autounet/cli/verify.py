@@ -33,8 +33,9 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     tolerances = Tolerances(spacing_rtol=args.spacing_rtol, origin_atol_mm=args.origin_atol,
                             direction_atol=args.direction_atol)
-    report = verify(args.dataset, workspace=resolve_workspace(ctx.workspace_arg), workers=args.workers,
-                    progress=ctx.progress, tolerances=tolerances)
+    workspace = resolve_workspace(ctx.workspace_arg, allow_external_data=ctx.allow_external_data)
+    report = verify(args.dataset, workspace=workspace, workers=args.workers, progress=ctx.progress,
+                    tolerances=tolerances)
     print(report.format())
     if args.output:
         report.save(args.output)

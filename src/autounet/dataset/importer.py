@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autounet._atomic import make_temp_dir
 from autounet._log import get_logger
 from autounet.dataset.raw import IMAGES_TR, LABELS_TR
 from autounet.errors import DatasetError, UsageError
@@ -239,7 +239,7 @@ def _prepare_target(workspace: Workspace, dataset_id: int, name: str, *, clean: 
 def _write_dataset(pairs: Mapping[str, _SourceCase], spec: DatasetSpec, target: Path, *, link: bool) -> int:
     """Write everything into a hidden temporary folder, then swap it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = make_temp_dir(target.parent, prefix=f".{target.name}.")
     try:
         (tmp / IMAGES_TR).mkdir()
         (tmp / LABELS_TR).mkdir()

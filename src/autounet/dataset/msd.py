@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from autounet._atomic import make_temp_dir
 from autounet.dataset.importer import _prepare_target
 from autounet.dataset.raw import IMAGES_TR, IMAGES_TS, LABELS_TR
 from autounet.errors import DatasetError, ImageIOError
@@ -95,7 +95,7 @@ def convert_msd(task_dir: str | os.PathLike[str], *, workspace: Workspace, datas
                              clean=clean)
     train = _images(task / IMAGES_TR)
     spec = convert_spec(msd, num_training=len(train))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = make_temp_dir(target.parent, prefix=f".{target.name}.")
     try:
         jobs = _jobs(task, tmp, train)
         _run(jobs, workers=workers)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autounet._log import get_logger
 from autounet.errors import DatasetError
+from autounet.names import check_inside, check_name
 from autounet.schemas.dataset import CaseEntry, DatasetSpec, load_dataset_spec
 from autounet.workspace import DATASET_JSON, Workspace
 
@@ -71,6 +72,15 @@ class RawDataset:
                 return files.images[0]
         return None
 
+    def require_files(self) -> None:
+        """Raise ``DatasetError`` naming the case and file when a listed image or label file does not exist."""
+        for case, files in self.cases.items():
+            for path in (*files.images, *((files.label,) if files.label is not None else ())):
+                if not os.path.isfile(path):
+                    msg = (f"case {case}: {path} does not exist or is not a file (listed in {self.dataset_json} or "
+                           "found in imagesTr). Restore it or remove the case; `autounet verify` lists every problem.")
+                    raise DatasetError(msg)
+
     def reader_name(self) -> str:
         """The reader for this dataset: ``overwrite_image_reader_writer`` when it names a known reader, else
         automatic selection by file ending probing the first image."""
@@ -112,20 +122,37 @@ def group_channel_files(folder: Path, file_ending: str) -> tuple[dict[str, tuple
         if match is None:
             stray.append(Path(entry.path))
             continue
+        check_name(match["case"], what="case id", where=entry.path, error=DatasetError)
+        if not _is_file(entry):  # follows links: a broken link, a link loop or a folder
+            msg = (f"{entry.path}: not a readable file (a folder, a broken symbolic link or a link loop). "
+                   "Remove it or make it point to the image.")
+            raise DatasetError(msg)
         groups.setdefault(match["case"], []).append(Path(entry.path))
     return {case: tuple(groups[case]) for case in sorted(groups)}, tuple(stray)
 
 
-def _explicit_cases(root: Path, listing: Mapping[str, CaseEntry], environ: Mapping[str, str] | None
-                    ) -> dict[str, CaseFiles]:
-    def resolve(p: str) -> Path:
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a symbolic link loop
+        return False
+
+
+def _explicit_cases(root: Path, listing: Mapping[str, CaseEntry], environ: Mapping[str, str] | None, *,
+                    allow_external: bool) -> dict[str, CaseFiles]:
+    def resolve(case: str, p: str) -> Path:
         if environ is not None:
             p = _expand(p, environ)
         path = Path(p).expanduser()
-        return path if path.is_absolute() else root / path
+        path = path if path.is_absolute() else root / path
+        if not allow_external:
+            check_inside(path, root, what=f"{root / DATASET_JSON}: case {case!r} in 'dataset' lists the file",
+                         error=DatasetError, hint="Move the file into the dataset folder, or pass "
+                         "--allow-external-data (allow_external_data=True) if you trust this dataset.json.")
+        return path
 
-    return {case: CaseFiles(images=tuple(resolve(p) for p in entry.images),
-                            label=None if entry.label is None else resolve(entry.label))
+    return {case: CaseFiles(images=tuple(resolve(case, p) for p in entry.images),
+                            label=None if entry.label is None else resolve(case, entry.label))
             for case, entry in sorted(listing.items())}
 
 
@@ -133,11 +160,14 @@ def _expand(text: str, environ: Mapping[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: environ.get(m[1] or m[2], m[0]), text)
 
 
-def discover(root: Path, spec: DatasetSpec, *, environ: Mapping[str, str] | None = None
-             ) -> tuple[dict[str, CaseFiles], tuple[Path, ...]]:
-    """Cases of a raw dataset folder (explicit listing or ``imagesTr``/``labelsTr``) and stray files."""
+def discover(root: Path, spec: DatasetSpec, *, environ: Mapping[str, str] | None = None,
+             allow_external: bool = False) -> tuple[dict[str, CaseFiles], tuple[Path, ...]]:
+    """Cases of a raw dataset folder (explicit listing or ``imagesTr``/``labelsTr``) and stray files.
+
+    A ``dataset`` listing's files must resolve inside ``root`` unless ``allow_external`` (``DatasetError``).
+    """
     if spec.dataset is not None:
-        return _explicit_cases(root, spec.dataset, environ), ()
+        return _explicit_cases(root, spec.dataset, environ, allow_external=allow_external), ()
     groups, stray = group_channel_files(root / IMAGES_TR, spec.file_ending)
     labels = root / LABELS_TR
     cases = {}
@@ -166,18 +196,22 @@ def locate_dataset(dataset: str | int | os.PathLike[str] | RawDataset, workspace
 
 
 def open_raw_dataset(dataset: str | int | os.PathLike[str], workspace: Workspace | None = None, *,
-                     environ: Mapping[str, str] | None = None) -> RawDataset:
+                     environ: Mapping[str, str] | None = None, allow_external: bool | None = None) -> RawDataset:
     """Open a raw dataset by path, id (``4``) or name (``Dataset004_Hippocampus``).
 
     Args:
         dataset: folder path, id or name (ids and names are looked up in ``workspace.raw``).
         workspace: the workspace for ids and names.
         environ: variables to expand in explicit ``dataset`` listing paths (``$VAR``); ``None`` expands nothing.
+        allow_external: whether listed files may lie outside the dataset folder (default: the workspace's
+            ``allow_external_data``, else ``False``).
 
     Raises:
         DatasetError: the dataset cannot be found; SchemaError: its dataset.json is missing or invalid.
     """
     root = locate_dataset(dataset, workspace)
     spec = load_dataset_spec(root / DATASET_JSON)
-    cases, stray = discover(root, spec, environ=environ)
+    if allow_external is None:
+        allow_external = workspace.allow_external_data if workspace is not None else False
+    cases, stray = discover(root, spec, environ=environ, allow_external=allow_external)
     return RawDataset(name=root.name, root=root, spec=spec, cases=cases, stray_files=stray)

@@ -84,7 +84,8 @@ class VerificationReport:
 
 
 def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Workspace | None = None,
-           workers: int = 2, progress: bool = False, tolerances: Tolerances | None = None) -> VerificationReport:
+           workers: int = 2, progress: bool = False, tolerances: Tolerances | None = None,
+           allow_external: bool | None = None) -> VerificationReport:
     """Check a raw dataset and report every problem found.
 
     Args:
@@ -94,6 +95,8 @@ def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Wor
             in this process too, since starting a worker costs about a second).
         progress: show a progress bar (the CLI enables it on terminals).
         tolerances: geometry tolerances between channels and label.
+        allow_external: whether a ``dataset`` listing may name files outside the dataset folder (default: the
+            workspace's ``allow_external_data``, else ``False``); such a file is a problem otherwise.
 
     Raises:
         DatasetError: the dataset folder cannot be found at all. Everything else is reported, not raised.
@@ -110,7 +113,14 @@ def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Wor
     problems += _duplicate_keys(root / DATASET_JSON)
     if spec.dataset is None:
         problems += _folder_problems(root)
-    cases, stray = discover(root, spec)
+    if allow_external is None:
+        allow_external = workspace.allow_external_data if workspace is not None else False
+    try:
+        cases, stray = discover(root, spec, allow_external=allow_external)
+    except AutounetError as exc:  # an unsafe case id, a listed file outside the dataset folder, a link loop
+        problems.append(Problem("case_discovery", str(exc)))
+        return VerificationReport(dataset=root.name, root=root, n_cases=0, problems=tuple(problems),
+                                  seconds=time.perf_counter() - start)
     raw = RawDataset(name=root.name, root=root, spec=spec, cases=cases, stray_files=stray)
     problems += _dataset_problems(raw)
     expected = _expected_labels(spec, problems)
@@ -189,7 +199,7 @@ def _duplicate_cases(cases: dict[str, CaseFiles]) -> list[Problem]:
     users: dict[Path, list[str]] = {}
     for case, files in cases.items():
         for f in (*files.images, *((files.label,) if files.label else ())):
-            users.setdefault(f.resolve(), []).append(case)
+            users.setdefault(Path(os.path.realpath(f)), []).append(case)
     for f, owners in users.items():
         if len(set(owners)) > 1:
             names = ", ".join(sorted(set(owners)))

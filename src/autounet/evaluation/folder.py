@@ -85,6 +85,9 @@ def infer_file_ending(folder: Path) -> str:
     """The segmentation file ending used in ``folder`` (the most common known ending)."""
     counts: Counter[str] = Counter()
     known = _known_endings()
+    if not folder.is_dir():
+        msg = f"Prediction folder not found: {folder} (give an existing folder of segmentations)."
+        raise DatasetError(msg)
     for f in folder.iterdir():
         if f.is_file() and not f.name.startswith("."):
             ending = next((e for e in known if f.name.lower().endswith(e)), None)

@@ -35,6 +35,7 @@ from autounet.inference.model import LoadedModel, load_model, resolve_device
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
+from autounet.names import check_file_ending, check_name
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import PredictArgs, save_predict_args
 from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
@@ -280,7 +281,12 @@ class Predictor:
         """
         sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         output_dir = Path(output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            msg = f"The output {output_dir} is a file, not a folder: give a folder (it is created if missing)."
+            raise UsageError(msg)
         cases = shard(discover_cases(sources, num_channels=self.num_channels), part=part, parts=parts)
+        for c in cases:
+            check_name(c.case_id, what="case id", where=str(c.images[0]))
         jobs = [_Job(c, output_dir / f"{c.case_id}{self._output_ending(c, output_format)}") for c in cases]
         report = RunReport()
         todo = []
@@ -308,7 +314,9 @@ class Predictor:
 
     def _output_ending(self, case: CaseInput, output_format: str | None) -> str:
         if output_format:
-            return output_format if output_format.startswith(".") else f".{output_format}"
+            check_name(output_format, what="output format")
+            return check_file_ending(output_format if output_format.startswith(".") else f".{output_format}",
+                                     what="output format")
         if case.is_dicom:
             return DICOM_OUTPUT_ENDING
         return case.ending

@@ -61,6 +61,7 @@ def plan_dataset(workspace: Workspace, dataset: str | int | os.PathLike[str], *,
     from autounet.fingerprint import ensure_fingerprint  # noqa: PLC0415
 
     raw = open_raw_dataset(dataset, workspace)
+    raw.require_files()
     fingerprint = ensure_fingerprint(raw, workspace.fingerprint_file(raw.name), clean=clean, workers=workers,
                                      progress=progress)
     result = plan_detailed(fingerprint, raw.spec, preset=preset, gpu_memory_gb=gpu_memory_gb,

@@ -146,6 +146,7 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
     from autounet.dataset import open_raw_dataset
 
     raw = open_raw_dataset(workspace.raw_dataset(dataset_name), workspace)
+    raw.require_files()
     labels = LabelSpec.from_dataset_spec(raw.spec)
     labelled = {c: f for c, f in raw.cases.items() if f.label is not None}
     if not labelled:

@@ -19,6 +19,7 @@ from pydantic.dataclasses import dataclass
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import SchemaError
+from autounet.names import check_file_ending, check_name
 from autounet.schemas._base import RECORD_CONFIG, json_schema, read_json, validate, where_of
 from autounet.workspace import DATASET_JSON
 
@@ -202,7 +203,7 @@ def _file_ending(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.startswith("."):
         msg = f"{where}: file_ending must be a string starting with '.', e.g. \".nii.gz\", got {value!r}."
         raise SchemaError(msg)
-    return value
+    return check_file_ending(value, what="file_ending", where=where, error=SchemaError)
 
 
 def _regions_class_order(value: Any, where: str) -> tuple[int, ...] | None:
@@ -234,7 +235,11 @@ def _case_listing(value: Any, where: str) -> dict[str, CaseEntry] | None:
         if not isinstance(images, (list, tuple)) or not images:
             msg = f"{where}: case {case!r} in 'dataset' needs a non-empty 'images' list."
             raise SchemaError(msg)
+        check_name(case, what="case id", where=f"{where}: 'dataset'", error=SchemaError)
         label = entry.get("label")
+        if not all(isinstance(p, str) and p for p in images) or not (label is None or isinstance(label, str)):
+            msg = f"{where}: case {case!r} in 'dataset': 'images' must list file paths and 'label' be one path."
+            raise SchemaError(msg)
         out[str(case)] = CaseEntry(images=tuple(str(i) for i in images),
                                    label=None if label is None else str(label))
     return out

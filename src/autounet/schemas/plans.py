@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict
 
 from autounet.errors import PlansError, SchemaError
+from autounet.names import check_name
 from autounet.schemas._base import (
     RECORD_CONFIG,
     dump,
@@ -162,6 +163,11 @@ class ConfigurationPlan:
             msg = (f"configuration {self.name!r}: patch_size {self.patch_size} and spacing {self.spacing} must both"
                    " have 2 or 3 entries")
             raise ValueError(msg)
+        names = ((self.name, "configuration name"), (self.data_identifier, "data_identifier"),
+                 *((s, "next_stage") for s in self.next_stage),
+                 *(((self.previous_stage, "previous_stage"),) if self.previous_stage else ()))
+        for value, what in names:  # they name files and folders
+            check_name(value, what=what, where=f"configuration {self.name!r}", error=SchemaError)
         return self
 
     @property
@@ -248,6 +254,12 @@ class Plans:
     foreground_intensity_properties_per_channel: dict[str, dict[str, float]]
     configurations: dict[str, ConfigurationEntry]
     provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _safe_names(self) -> Plans:
+        for value, what in ((self.plans_name, "plans_name"), *((k, "configuration name") for k in self.configurations)):
+            check_name(value, what=what, where=f"plans {self.plans_name!r}", error=SchemaError)  # files, folders
+        return self
 
     def configuration_names(self) -> list[str]:
         """Configuration names in file order."""

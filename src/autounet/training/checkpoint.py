@@ -5,12 +5,19 @@ Keys follow the reference's checkpoint (``network_weights``, ``optimizer_state``
 ``inference_allowed_mirroring_axes``) plus ``iteration`` (next training iteration of ``current_epoch``, non-zero
 after an interruption inside an epoch), ``epoch_train_losses`` (the interrupted epoch's losses so far),
 ``data_wait``, ``seed``, ``rng_state`` (torch, numpy and Python generators), ``training_config`` and ``schema``.
+
+Every checkpoint is untrusted (model folders are downloaded and exchanged): :func:`load_checkpoint` reads it with
+``torch.load(..., weights_only=True)``, which never runs code from the file, and allows only the few non-tensor
+types that real checkpoints of autounet and of the reference carry (:data:`ALLOWED_GLOBALS`: numpy arrays, dtypes
+and scalars). A file that needs any other type is refused with a ``CheckpointError`` naming the file and the type.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,48 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+def _numpy_globals() -> list[Any]:
+    """numpy arrays, dtypes and scalars, also under their numpy 1.x pickle names (``numpy.core...``)."""
+    multiarray = np._core.multiarray  # type: ignore[attr-defined]
+    entries: list[Any] = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+                          (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+                          (multiarray.scalar, "numpy.core.multiarray.scalar")]
+    # numpy 2 pickles some dtypes by their class (``numpy.dtypes.Float64DType``); only plain numeric/bool ones
+    for name in ("Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float16",
+                 "Float32", "Float64", "LongDouble", "Complex64", "Complex128", "Long", "ULong", "LongLong",
+                 "ULongLong", "Byte", "UByte", "Short", "UShort", "Int", "UInt"):
+        cls = getattr(np.dtypes, f"{name}DType", None)
+        if cls is not None and cls not in entries:
+            entries.append(cls)
+    return entries
+
+
+#: The non-tensor types a checkpoint may contain beyond torch's own weights-only set (tensors, containers,
+#: ``torch.device``, numbers, strings): numpy arrays, dtypes and scalars. The reference stores numpy scalars in
+#: ``logging`` and ``_best_ema``; autounet stores the numpy generator state in ``rng_state``.
+ALLOWED_GLOBALS: list[Any] = _numpy_globals()
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_TORCH_PREAMBLE = "Weights only load failed"
+
+
+def _refused_type(path: Path, exc: Exception) -> str | None:
+    """The type the weights-only loader refused in ``path`` (torch's message, else a scan), if any."""
+    match = _GLOBAL.search(str(exc))
+    if match:
+        return match.group(1)
+    try:
+        allowed = {g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in ALLOWED_GLOBALS}
+        extra = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+    except Exception:  # noqa: BLE001 - not a zip checkpoint, unreadable, ...: fall back to torch's reason
+        extra = []
+    return extra[0] if extra else None
+
+
+def _reason(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith(_TORCH_PREAMBLE)]
+    return lines[0] if lines else type(exc).__name__
 
 
 def rng_state() -> dict[str, Any]:
@@ -68,14 +117,30 @@ def save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> No
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint; a missing or unreadable file raises ``CheckpointError`` naming it."""
+    """Read a checkpoint without running code from it (weights only, :data:`ALLOWED_GLOBALS` allowed).
+
+    A missing or unreadable file, a file that needs a type outside the allow-list, or one that is not a dict
+    raises ``CheckpointError`` naming the file (and the refused type).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
+            content = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = _refused_type(path, exc)
+        if refused is None:  # not a type: a corrupt file or an operation the weights-only format lacks
+            raise CheckpointError(f"Cannot read checkpoint {path}: {_reason(exc)}") from exc
+        raise CheckpointError(f"Refusing to load checkpoint {path}: it needs the type {refused}, which a weights "
+                              "checkpoint never contains (loading it could run code). Use a checkpoint from a "
+                              "source you trust, or re-save only its tensors.") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise CheckpointError(f"Cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"Cannot read checkpoint {path}: {_reason(exc)}") from exc
+    if not isinstance(content, dict):
+        raise CheckpointError(f"Checkpoint {path} holds a {type(content).__name__}, not a dict of weights and "
+                              "settings.")
+    return content
 
 
 def find_resume_checkpoint(fold_dir: Path) -> Path | None:

@@ -54,12 +54,14 @@ def test_explicit_listing_with_relative_paths_and_variables(tmp_path: Path) -> N
                 "p2": {"images": ["imgs/p2.nrrd"], "label": "segs/p2.nrrd"},
                 "p1": {"images": ["$DATA/p1.nrrd"], "label": "/abs/p1.nrrd"}}}
     (root / "dataset.json").write_text(json.dumps(data))
-    ds = open_raw_dataset(root, environ={"DATA": "/data"})
+    with pytest.raises(DatasetError, match="outside"):  # files outside the dataset folder need the user's opt-in
+        open_raw_dataset(root, environ={"DATA": "/data"})
+    ds = open_raw_dataset(root, environ={"DATA": "/data"}, allow_external=True)
     assert ds.explicit and ds.case_ids == ["p1", "p2"]
     assert ds.cases["p2"].images == (root.resolve() / "imgs" / "p2.nrrd",)
     assert ds.cases["p1"].images == (Path("/data/p1.nrrd"),)
     assert ds.cases["p1"].label == Path("/abs/p1.nrrd")
-    assert open_raw_dataset(root).cases["p1"].images == (root.resolve() / "$DATA" / "p1.nrrd",)
+    assert open_raw_dataset(root, allow_external=True).cases["p1"].images == (root.resolve() / "$DATA" / "p1.nrrd",)
 
 
 def test_lookup_by_id_and_name_in_workspace(tmp_path: Path, make_dataset: MakeDataset) -> None:
