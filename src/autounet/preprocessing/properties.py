@@ -53,6 +53,10 @@ class CaseProperties:
         shape_after_resampling: spatial shape of the stored arrays.
         class_locations: per class key, ``(k, 4)`` int64 voxel coordinates (empty dict for cases without labels).
         annotated_key: the class key meaning "annotated voxels" (datasets with an ignore label), else ``None``.
+        label_values: the values the stored segmentation holds (-1, outside the non-zero mask, excluded); training
+            refuses a case whose values the plans' labels do not declare. ``None`` in records of older versions.
+        files: per stored file (``data``, ``seg``, ``locations``): ``{"size", "mtime_ns", "blake2b"}``, what the
+            store checks the files against (see ``autounet.preprocessing.store``). ``None`` in older records.
     """
 
     case_id: str
@@ -68,6 +72,8 @@ class CaseProperties:
     shape_after_resampling: tuple[int, int, int]
     class_locations: Mapping[ClassKey, np.ndarray] = field(default_factory=dict)
     annotated_key: tuple[int, ...] | None = None
+    label_values: tuple[int, ...] | None = None
+    files: Mapping[str, Mapping[str, Any]] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style access by the reference's property names (``spacing``, ``class_locations``, ...)."""
@@ -91,6 +97,10 @@ class CaseProperties:
             "class_location_keys": [_key_to_json(k) for k in self.class_locations],
             "annotated_key": list(self.annotated_key) if self.annotated_key is not None else None,
         }
+        if self.label_values is not None:
+            body["label_values"] = list(self.label_values)
+        if self.files is not None:
+            body["files"] = {k: dict(v) for k, v in self.files.items()}
         return wrap(SCHEMA, SCHEMA_VERSION, body)
 
     @classmethod
@@ -102,7 +112,7 @@ class CaseProperties:
         required = ("case_id", "configuration", "plans_sha256", "geometry", "original_spacing", "transpose_forward",
                     "shape_before_cropping", "bbox_used_for_cropping", "shape_after_cropping_and_before_resampling",
                     "spacing_after_resampling", "shape_after_resampling", "class_location_keys")
-        check_keys(body, required=required, allowed=("annotated_key",), where=where)
+        check_keys(body, required=required, allowed=("annotated_key", "label_values", "files"), where=where)
         keys = [_key_from_json(k) for k in body["class_location_keys"]]
         locations = dict(class_locations or {})
         if set(locations) != set(keys):
@@ -124,7 +134,21 @@ class CaseProperties:
             shape_after_resampling=_tuple(body["shape_after_resampling"], int),
             class_locations={k: locations[k] for k in keys},
             annotated_key=tuple(int(x) for x in annotated) if annotated is not None else None,
+            label_values=tuple(int(v) for v in body["label_values"]) if body.get("label_values") is not None
+            else None,
+            files=_file_records(body.get("files"), where),
         )
+
+
+def _file_records(value: Any, where: str) -> dict[str, dict[str, Any]] | None:
+    if value is None:
+        return None
+    try:
+        return {str(k): {"size": int(v["size"]), "mtime_ns": int(v["mtime_ns"]), "blake2b": str(v["blake2b"])}
+                for k, v in value.items()}
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        msg = f"{where}: 'files' must map each stored file to its size, mtime_ns and blake2b ({exc!r})."
+        raise SchemaError(msg) from exc
 
 
 def _tuple(values: Any, kind: type) -> Any:
@@ -139,14 +163,19 @@ def _key_from_json(value: Any) -> ClassKey:
     return tuple(int(v) for v in value) if isinstance(value, list) else int(value)
 
 
-def save_properties(json_path: str | os.PathLike[str], locations_path: str | os.PathLike[str],
-                    props: CaseProperties) -> None:
-    """Write the class locations (``.npz``) and then the JSON record, each atomically."""
+def save_locations(locations_path: str | os.PathLike[str], props: CaseProperties) -> None:
+    """Write the class locations (``.npz``), atomically."""
     arrays = {f"class_{i}": np.asarray(v, dtype=np.int64).reshape(-1, 4)
               for i, v in enumerate(props.class_locations.values())}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_bytes_atomic(locations_path, buffer.getvalue())
+
+
+def save_properties(json_path: str | os.PathLike[str], locations_path: str | os.PathLike[str],
+                    props: CaseProperties) -> None:
+    """Write the class locations (``.npz``) and then the JSON record, each atomically."""
+    save_locations(locations_path, props)
     write_json_atomic(json_path, props.to_json_dict())
 
 
