@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autounet._atomic import atomic_path, write_json_atomic
-from autounet.errors import DatasetError
+from autounet.errors import DatasetError, SchemaError
 from autounet.preprocessing.properties import CaseProperties, load_properties, save_locations
 
 DATA_SUFFIX = ".b2nd"
@@ -306,6 +306,12 @@ class CaseStore:
             files = self._files(case)
             try:
                 self._properties[case] = load_properties(files["properties"], files["locations"])
+            except SchemaError as exc:
+                if files["locations"].is_file():
+                    raise  # e.g. a record of a newer version: not damage
+                msg = (f"Preprocessed case {case!r} in {self.folder} is damaged: {files['locations'].name} is "
+                       f"missing; {self.repair_hint()}.")
+                raise DatasetError(msg) from exc
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a damaged .npz
                 msg = (f"Cannot read the record of preprocessed case {case!r} in {self.folder}: "
                        f"{type(exc).__name__}: {exc}; {self.repair_hint()}.")
