@@ -1,0 +1,354 @@
+"""Fault suite (issue 13, item 8): SIGKILL at seeded random moments, then the same command again.
+
+For ``preprocess``, ``train``, ``predict`` and ``run`` on a small synthetic dataset with tiny budgets, each test
+kills the command's process group with SIGKILL (at a moment that is guaranteed mid-work in the fast variants, at a
+seeded random moment of an uninterrupted run's duration in the slow ones), runs the same command again and checks
+
+* the results equal an uninterrupted run's (stored arrays, bit-identical weights with ``--deterministic``,
+  predicted segmentations, validation metrics);
+* nothing finished before the kill was redone (inode and modification time of finished outputs unchanged);
+* nothing half-written is left looking complete.
+
+Disk-full tests mount a small tmpfs (root only; skipped elsewhere) under the folder a command writes and check that
+it fails with exit 1 and one line, leaves nothing half-written that looks complete, and completes after space is
+freed. Each kill prints one ``FAULT ...`` line (``pytest -s``) with the moment and the outcome; the figures in
+docs/safety-contracts.md come from ``pytest -m slow -s tests/integration/test_fault_suite.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autounet.testing import make_synthetic_dataset
+from autounet.workspace import Workspace
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+DATASET = "Dataset982_Fault"
+CONFIG = "2d"
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("fault_driver.py")
+FOLD = f"results/{DATASET}/nnUNetTrainer__nnUNetPlans__{CONFIG}/fold_0"
+TRAIN_FLAGS = ["--epochs", "4", "--iters-per-epoch", "3", "--val-iters", "1", "--seed", "0", "--deterministic",
+               "--no-val", "-j", "0", "--resume"]
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    env.pop("AUTOUNET_HOME", None)
+    return env
+
+
+def _cli(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "autounet", *args, "--workspace", str(root), "--no-progress"]
+
+
+def _preprocess(root: Path) -> list[str]:
+    return _cli(root, "preprocess", DATASET, "-c", "2d", "3d_fullres", "-j", "1")
+
+
+def _train(root: Path) -> list[str]:
+    return _cli(root, "train", DATASET, CONFIG, "0", *TRAIN_FLAGS)
+
+
+def _predict(root: Path, out: Path) -> list[str]:
+    return _cli(root, "predict", "-d", DATASET, "-c", CONFIG, "-f", "0", "--no-tta", "-i",
+                str(root / "raw" / DATASET / "imagesTs"), "-o", str(out), "--device", "cpu")
+
+
+def _run(root: Path) -> list[str]:
+    return [sys.executable, str(DRIVER), str(root), DATASET]
+
+
+def _complete(cmd: list[str], *, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=timeout, check=False)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc, time.monotonic() - start
+
+
+@dataclass
+class Kill:
+    """Where a kill landed: seconds after the start, and whether the command was still running."""
+
+    at: float
+    killed: bool
+
+
+def _kill(cmd: list[str], *, delay: float, ready: Callable[[], bool] | None = None, timeout: float = 600) -> Kill:
+    """Start ``cmd``, wait until ``ready()`` (if given) and then ``delay`` seconds, SIGKILL its process group."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    start = time.monotonic()
+    try:
+        while ready is not None and not ready() and proc.poll() is None:
+            assert time.monotonic() - start < timeout, "the command never reached the kill point"
+            time.sleep(0.02)
+        end = time.monotonic() + delay
+        while time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.01)
+        at = time.monotonic() - start
+        if proc.poll() is not None:
+            return Kill(at, killed=False)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        return Kill(at, killed=True)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _report(command: str, variant: str, kill: Kill, outcome: str) -> None:
+    print(f"FAULT command={command} variant={variant} at={kill.at:.2f}s killed={kill.killed} outcome={outcome}",
+          flush=True)
+
+
+def _stamps(paths: list[Path]) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths if p.is_file()}
+
+
+def _assert_untouched(before: dict[Path, tuple[int, int]]) -> None:
+    changed = [p.name for p, stamp in before.items() if not p.is_file() or (p.stat().st_ino, p.stat().st_mtime_ns)
+               != stamp]
+    assert not changed, f"finished outputs were redone: {changed}"
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _weights(root: Path) -> dict[str, object]:
+    import torch
+
+    ckpt = torch.load(root / FOLD / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    return ckpt["network_weights"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # type: ignore[arg-type]
+
+
+# ---- shared state -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Dataset (5 training + 6 test cases), planned; nothing preprocessed."""
+    root = tmp_path_factory.mktemp("fault") / "base"
+    ws = Workspace.at(root).ensure()
+    make_synthetic_dataset(ws.raw / DATASET, n_cases=5, n_test=6, shape=(8, 24, 24), spacing=(2.0, 1.0, 1.0),
+                           seed=7)
+    _complete(_cli(root, "plan", DATASET, "-j", "1"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def preprocessed(base: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """An uninterrupted preprocess (2d and 3d_fullres) and how long it took."""
+    root = _copy(base, tmp_path_factory.mktemp("fault") / "pre")
+    _, seconds = _complete(_preprocess(root))
+    return root, seconds
+
+
+@pytest.fixture(scope="module")
+def trained(preprocessed: tuple[Path, float], tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[Path, float, float]:
+    """An uninterrupted training of fold 0 and prediction of the test images: (root, train s, predict s)."""
+    root = _copy(preprocessed[0], tmp_path_factory.mktemp("fault") / "trained")
+    _, train_s = _complete(_train(root))
+    _, predict_s = _complete(_predict(root, root / "pred"))
+    return root, train_s, predict_s
+
+
+@pytest.fixture(scope="module")
+def ran(base: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """An uninterrupted ``run`` (2d, fold 0, tiny seeded budget) and how long it took."""
+    root = _copy(base, tmp_path_factory.mktemp("fault") / "ran")
+    _, seconds = _complete(_run(root))
+    return root, seconds
+
+
+# ---- preprocess ---------------------------------------------------------------------------------------------------
+def _store_folders(root: Path) -> list[Path]:
+    return [Workspace.at(root).preprocessed_data(DATASET, f"nnUNetPlans_{c}") for c in ("2d", "3d_fullres")]
+
+
+def _check_preprocess(root: Path, reference: Path, kill: Kill, variant: str) -> None:
+    from autounet.preprocessing import CaseStore
+
+    finished: list[Path] = []
+    for folder in _store_folders(root):
+        if folder.is_dir():
+            store = CaseStore(folder)
+            for case in store.case_ids():  # whatever is visible is complete and intact
+                store.check(case, full=True)
+                finished += [p for p in folder.iterdir() if p.name.startswith(f"{case}.") or
+                             p.name.startswith(f"{case}_")]
+    before = _stamps(finished)
+    _complete(_preprocess(root))
+    _assert_untouched(before)
+    for folder, ref_folder in zip(_store_folders(root), _store_folders(reference)):
+        store, ref = CaseStore(folder), CaseStore(ref_folder)
+        assert store.case_ids() == ref.case_ids()
+        assert not [p for p in folder.iterdir() if ".tmp" in p.name]
+        for case in ref.case_ids():
+            a, b = store.load(case), ref.load(case)
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), case
+    _report("preprocess", variant, kill, f"equal, {len(before)} finished file(s) kept")
+
+
+def test_preprocess_killed_mid_run_resumes(base: Path, preprocessed: tuple[Path, float], tmp_path: Path) -> None:
+    root = _copy(base, tmp_path / "ws")
+    first = _store_folders(root)[0]
+    kill = _kill(_preprocess(root), delay=0.0,
+                 ready=lambda: first.is_dir() and any(first.glob("*.json")))
+    assert kill.killed, "preprocess finished before the kill"
+    _check_preprocess(root, preprocessed[0], kill, "after-first-case")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_preprocess_killed_at_random_moment(base: Path, preprocessed: tuple[Path, float], tmp_path: Path,
+                                            seed: int) -> None:
+    root = _copy(base, tmp_path / "ws")
+    delay = float(np.random.default_rng([13, seed]).uniform(0, preprocessed[1]))
+    kill = _kill(_preprocess(root), delay=delay)
+    _check_preprocess(root, preprocessed[0], kill, f"random-{seed}")
+
+
+# ---- train --------------------------------------------------------------------------------------------------------
+def _epochs_logged(root: Path) -> int:
+    log = root / FOLD / "training_log.jsonl"
+    if not log.is_file():
+        return 0
+    return sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _check_train(root: Path, reference: Path, kill: Kill, variant: str) -> None:
+    final = root / FOLD / "checkpoint_final.pth"
+    before = _stamps([final])
+    mid = kill.killed and not final.is_file() and (root / FOLD / "checkpoint_latest.pth").is_file()
+    proc, _ = _complete(_train(root))
+    _assert_untouched(before)
+    if mid:
+        assert "Resuming from" in proc.stdout + proc.stderr and "checkpoint_latest.pth" in proc.stdout + proc.stderr
+    assert _same_weights(root, reference), "the resumed training differs from the uninterrupted one"
+    outcome = "resumed from checkpoint, bit-identical" if mid else "bit-identical"
+    _report("train", variant, kill, outcome if not before else "finished before the kill, not redone")
+
+
+def test_train_killed_mid_training_resumes_bit_identical(preprocessed: tuple[Path, float],
+                                                         trained: tuple[Path, float, float], tmp_path: Path) -> None:
+    root = _copy(preprocessed[0], tmp_path / "ws")
+    latest, final = root / FOLD / "checkpoint_latest.pth", root / FOLD / "checkpoint_final.pth"
+    kill = _kill(_train(root), delay=0.0, ready=lambda: latest.is_file() and _epochs_logged(root) >= 1)
+    assert kill.killed and not final.is_file(), "training finished before the kill"
+    assert _epochs_logged(root) < 4
+    _check_train(root, trained[0], kill, "after-first-epoch")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_train_killed_at_random_moment(preprocessed: tuple[Path, float], trained: tuple[Path, float, float],
+                                       tmp_path: Path, seed: int) -> None:
+    root = _copy(preprocessed[0], tmp_path / "ws")
+    delay = float(np.random.default_rng([17, seed]).uniform(0, trained[1]))
+    kill = _kill(_train(root), delay=delay)
+    _check_train(root, trained[0], kill, f"random-{seed}")
+
+
+# ---- predict ------------------------------------------------------------------------------------------------------
+def _check_predict(root: Path, reference: Path, kill: Kill, variant: str) -> None:
+    from autounet.io import read_segmentation
+
+    out = root / "pred"
+    visible = sorted(p for p in out.glob("*.nii.gz") if not p.name.startswith(".")) if out.is_dir() else []
+    for p in visible:  # a visible output is complete
+        read_segmentation(p)
+    before = _stamps(visible)
+    _complete(_predict(root, out))
+    _assert_untouched(before)
+    ref_files = sorted(p.name for p in (reference / "pred").glob("*.nii.gz"))
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ref_files
+    for name in ref_files:
+        assert np.array_equal(read_segmentation(out / name)[0], read_segmentation(reference / "pred" / name)[0])
+    _report("predict", variant, kill, f"equal, {len(before)} finished output(s) kept")
+
+
+def _model_only(trained: Path, dst: Path) -> Path:
+    """The trained workspace without its predictions."""
+    root = _copy(trained, dst)
+    shutil.rmtree(root / "pred")
+    return root
+
+
+def test_predict_killed_mid_run_resumes(trained: tuple[Path, float, float], tmp_path: Path) -> None:
+    root = _model_only(trained[0], tmp_path / "ws")
+    out = root / "pred"
+    kill = _kill(_predict(root, out), delay=0.0, ready=lambda: out.is_dir() and any(out.glob("test_*.nii.gz")))
+    assert kill.killed, "predict finished before the kill"
+    _check_predict(root, trained[0], kill, "after-first-output")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_predict_killed_at_random_moment(trained: tuple[Path, float, float], tmp_path: Path, seed: int) -> None:
+    root = _model_only(trained[0], tmp_path / "ws")
+    delay = float(np.random.default_rng([19, seed]).uniform(0, trained[2]))
+    kill = _kill(_predict(root, root / "pred"), delay=delay)
+    _check_predict(root, trained[0], kill, f"random-{seed}")
+
+
+# ---- run ----------------------------------------------------------------------------------------------------------
+def _run_outputs(root: Path) -> list[Path]:
+    ws = Workspace.at(root)
+    files = [root / FOLD / "checkpoint_final.pth", root / FOLD / "validation" / "summary.json"]
+    for folder in (ws.preprocessed_data(DATASET, "nnUNetPlans_2d"),):
+        if folder.is_dir():
+            files += [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return files
+
+
+def _check_run(root: Path, reference: Path, kill: Kill, variant: str) -> None:
+    before = _stamps(_run_outputs(root))
+    _complete(_run(root))
+    _assert_untouched(before)
+    assert _same_weights(root, reference)
+    ours = json.loads((root / FOLD / "validation" / "summary.json").read_text(encoding="utf-8"))
+    theirs = json.loads((reference / FOLD / "validation" / "summary.json").read_text(encoding="utf-8"))
+    assert ours.get("foreground_mean") == theirs.get("foreground_mean")
+    _report("run", variant, kill, f"equal, {len(before)} finished file(s) kept")
+
+
+def test_run_killed_mid_training_resumes(base: Path, ran: tuple[Path, float], tmp_path: Path) -> None:
+    root = _copy(base, tmp_path / "ws")
+    latest = root / FOLD / "checkpoint_latest.pth"
+    kill = _kill(_run(root), delay=0.0, ready=latest.is_file)
+    assert kill.killed and not (root / FOLD / "checkpoint_final.pth").is_file()
+    _check_run(root, ran[0], kill, "mid-training")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_run_killed_at_random_moment(base: Path, ran: tuple[Path, float], tmp_path: Path, seed: int) -> None:
+    root = _copy(base, tmp_path / "ws")
+    delay = float(np.random.default_rng([23, seed]).uniform(0, ran[1]))
+    kill = _kill(_run(root), delay=delay)
+    _check_run(root, ran[0], kill, f"random-{seed}")
