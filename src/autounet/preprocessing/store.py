@@ -22,9 +22,11 @@ facts §4.5) so that reading a random training patch decompresses only the block
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import math
 import os
+import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autounet._atomic import atomic_path, write_json_atomic
-from autounet.errors import DatasetError, SchemaError
+from autounet.errors import DatasetError, SchemaError, WorkspaceError
 from autounet.preprocessing.properties import CaseProperties, load_properties, save_locations
 
 DATA_SUFFIX = ".b2nd"
@@ -130,10 +132,25 @@ def _write_b2nd(target: Path, array: np.ndarray, patch_size: Sequence[int], comp
     import blosc2
 
     blocks, chunks = chunk_and_block_shapes(array.shape, patch_size, array.itemsize)
-    with atomic_path(target, suffix=".b2nd") as tmp:
-        tmp.unlink(missing_ok=True)
-        blosc2.asarray(np.ascontiguousarray(array), urlpath=str(tmp), mode="w", chunks=chunks, blocks=blocks,
-                       cparams=compression.cparams())
+    try:
+        with atomic_path(target, suffix=".b2nd") as tmp:
+            tmp.unlink(missing_ok=True)
+            blosc2.asarray(np.ascontiguousarray(array), urlpath=str(tmp), mode="w", chunks=chunks, blocks=blocks,
+                           cparams=compression.cparams())
+    except RuntimeError as exc:  # blosc2 reports a failed write (disk full, ...) as a RuntimeError
+        raise _write_error(target, exc, needed=array.nbytes) from exc
+
+
+def _write_error(target: Path, exc: BaseException, *, needed: int = 0) -> WorkspaceError:
+    """One line for a store file that could not be written (the temporary file is already removed)."""
+    try:
+        free = shutil.disk_usage(target.parent).free
+    except OSError:
+        free = -1
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or 0 <= free < max(needed, 1 << 20)
+    reason = f"no space left on the device ({free} bytes free)" if full else f"{type(exc).__name__}: {exc}"
+    return WorkspaceError(f"Cannot write {target}: {reason}; free space (or move the workspace), then run the same "
+                          "command again (finished cases are kept).")
 
 
 class CaseArrays(NamedTuple):
@@ -159,10 +176,15 @@ def write_case(folder: str | os.PathLike[str], data: np.ndarray, seg: np.ndarray
     seg = seg.astype(np.int16, copy=False)
     _write_b2nd(files["data"], data.astype(np.float32, copy=False), patch_size, DATA_COMPRESSION)
     _write_b2nd(files["seg"], seg, patch_size, SEG_COMPRESSION)
-    save_locations(files["locations"], properties)
-    record = dataclasses.replace(properties, label_values=label_values(seg),
-                                 files={k: file_record(files[k]) for k in INTEGRITY_FILES})
-    write_json_atomic(files["properties"], record.to_json_dict())
+    try:
+        save_locations(files["locations"], properties)
+        record = dataclasses.replace(properties, label_values=label_values(seg),
+                                     files={k: file_record(files[k]) for k in INTEGRITY_FILES})
+        write_json_atomic(files["properties"], record.to_json_dict())
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise _write_error(files["properties"], exc) from exc
 
 
 # ---- integrity ----------------------------------------------------------------------------------------------------
