@@ -352,3 +352,112 @@ def test_run_killed_at_random_moment(base: Path, ran: tuple[Path, float], tmp_pa
     delay = float(np.random.default_rng([23, seed]).uniform(0, ran[1]))
     kill = _kill(_run(root), delay=delay)
     _check_run(root, ran[0], kill, f"random-{seed}")
+
+
+# ---- disk full (a small tmpfs; root only) -------------------------------------------------------------------------
+def _mount_possible(tmp: Path) -> bool:
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    probe = tmp / "probe"
+    probe.mkdir()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True,
+                        check=False).returncode == 0
+    if ok:
+        subprocess.run(["umount", str(probe)], check=False)
+    return ok
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # noqa: ANN201 - a generator fixture
+    """``mount(folder, size)``: a tmpfs of ``size`` at ``folder``; ``grow(folder, size)`` frees space (remount)."""
+    if not _mount_possible(tmp_path):
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    mounted: list[Path] = []
+
+    class Disk:
+        @staticmethod
+        def mount(folder: Path, size: str) -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+            mounted.append(folder)
+
+        @staticmethod
+        def grow(folder: Path, size: str) -> None:
+            subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+    yield Disk
+    for folder in reversed(mounted):
+        if subprocess.run(["umount", str(folder)], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _failed(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=900, check=False)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr.strip()
+
+
+def test_preprocess_disk_full(base: Path, preprocessed: tuple[Path, float], tmp_path: Path, small_disk) -> None:
+    from autounet.preprocessing import CaseStore
+
+    root = _copy(base, tmp_path / "ws")
+    folder = Workspace.at(root).preprocessed_data(DATASET, "nnUNetPlans_3d_fullres")
+    small_disk.mount(folder, "48k")
+    cmd = _cli(root, "preprocess", DATASET, "-c", "3d_fullres", "-j", "1", "--quiet")
+    err = _failed(cmd)
+    assert len(err.splitlines()) == 1 and "no space left" in err and str(folder) in err, err
+    store = CaseStore(folder)
+    kept = store.case_ids()
+    assert len(kept) < 5
+    for case in kept:  # what looks complete is complete
+        store.check(case, full=True)
+    assert not [p for p in folder.iterdir() if ".tmp" in p.name]
+    before = _stamps([p for p in folder.iterdir() if p.is_file()])
+    small_disk.grow(folder, "16m")
+    _complete(cmd)
+    _assert_untouched(before)
+    ref = CaseStore(_store_folders(preprocessed[0])[1])
+    assert CaseStore(folder).case_ids() == ref.case_ids()
+    for case in ref.case_ids():
+        assert np.array_equal(CaseStore(folder).load(case)[0], ref.load(case)[0])
+
+
+def test_predict_disk_full(trained: tuple[Path, float, float], tmp_path: Path, small_disk) -> None:
+    from autounet.io import read_segmentation
+
+    root = _model_only(trained[0], tmp_path / "ws")
+    out = root / "pred"
+    small_disk.mount(out, "24k")
+    err = _failed(_predict(root, out) + ["--quiet"])
+    failures = [line for line in err.splitlines() if "Cannot write" in line]
+    assert failures and all("test_" in line and ".nii.gz" in line for line in failures), err
+    visible = sorted(out.glob("*.nii.gz"))
+    assert len(visible) < 6
+    for p in visible:  # what looks complete is complete
+        read_segmentation(p)
+    before = _stamps(visible)
+    small_disk.grow(out, "4m")
+    _complete(_predict(root, out))
+    _assert_untouched(before)
+    for p in sorted((trained[0] / "pred").glob("*.nii.gz")):
+        assert np.array_equal(read_segmentation(out / p.name)[0], read_segmentation(p)[0])
+
+
+def test_checkpoint_disk_full(preprocessed: tuple[Path, float], trained: tuple[Path, float, float],
+                              tmp_path: Path, small_disk) -> None:
+    import torch
+
+    root = _copy(preprocessed[0], tmp_path / "ws")
+    fold = root / FOLD
+    small_disk.mount(fold, "6m")  # one checkpoint (3.8 MB) fits, a second one does not
+    err = _failed(_train(root) + ["--quiet"])
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Cannot write checkpoint" in errors[0] and "no space left" in errors[0], err
+    for ckpt in fold.glob("checkpoint_*.pth"):  # what looks complete is complete
+        torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert not (fold / "checkpoint_final.pth").is_file()
+    small_disk.grow(fold, "64m")
+    _complete(_train(root))
+    assert _same_weights(root, trained[0])

@@ -69,12 +69,15 @@ def save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> No
         import shutil
 
         try:
-            free = f"{shutil.disk_usage(Path(path).parent).free} bytes free"
+            free = shutil.disk_usage(Path(path).parent).free
         except OSError:
-            free = "free space unknown"
-        raise CheckpointError(f"Cannot write checkpoint {path} ({free}; is the disk full?): "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Free space and "
-                              "resume with --resume (the previous checkpoint is kept).") from exc
+            free = -1
+        size = sum(v.numel() * v.element_size() for v in payload.get("network_weights", {}).values()
+                   if isinstance(v, torch.Tensor))
+        reason = f"no space left on the device ({free} bytes free)" if 0 <= free < max(size, 1 << 20) else \
+            (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CheckpointError(f"Cannot write checkpoint {path}: {reason}. Free space and resume with --resume "
+                              "(the previous checkpoint is kept).") from exc
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
