@@ -217,8 +217,8 @@ def _check_preprocess(root: Path, reference: Path, kill: Kill, variant: str) -> 
 def test_preprocess_killed_mid_run_resumes(base: Path, preprocessed: tuple[Path, float], tmp_path: Path) -> None:
     root = _copy(base, tmp_path / "ws")
     first = _store_folders(root)[0]
-    kill = _kill(_preprocess(root), delay=0.0,
-                 ready=lambda: first.is_dir() and any(first.glob("*.json")))
+    kill = _kill(_preprocess(root), delay=0.0,  # a committed record (temporary files start with a dot)
+                 ready=lambda: first.is_dir() and any(not p.name.startswith(".") for p in first.glob("*.json")))
     assert kill.killed, "preprocess finished before the kill"
     _check_preprocess(root, preprocessed[0], kill, "after-first-case")
 
@@ -303,6 +303,7 @@ def test_predict_killed_mid_run_resumes(trained: tuple[Path, float, float], tmp_
     root = _model_only(trained[0], tmp_path / "ws")
     out = root / "pred"
     kill = _kill(_predict(root, out), delay=0.0, ready=lambda: out.is_dir() and any(out.glob("test_*.nii.gz")))
+    assert list(out.glob("test_*.nii.gz")), "no finished output at the kill"
     assert kill.killed, "predict finished before the kill"
     _check_predict(root, trained[0], kill, "after-first-output")
 
