@@ -18,7 +18,13 @@ from autounet.io import read_images
 from autounet.io.geometry import ImageGeometry
 from autounet.preprocessing import CaseProperties
 from autounet.preprocessing.store import (
-    DATA_COMPRESSION, SEG_COMPRESSION, _write_b2nd, case_files, check_case, file_record, write_case,
+    DATA_COMPRESSION,
+    SEG_COMPRESSION,
+    _write_b2nd,
+    case_files,
+    check_case,
+    file_record,
+    write_case,
 )
 
 

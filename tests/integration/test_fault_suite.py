@@ -369,7 +369,7 @@ def _mount_possible(tmp: Path) -> bool:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):  # noqa: ANN201 - a generator fixture
+def small_disk(tmp_path: Path):
     """``mount(folder, size)``: a tmpfs of ``size`` at ``folder``; ``grow(folder, size)`` frees space (remount)."""
     if not _mount_possible(tmp_path):
         pytest.skip("mounting a tmpfs needs root on Linux")

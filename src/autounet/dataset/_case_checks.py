@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from autounet.errors import AutounetError, DatasetError
 from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles
+from autounet.errors import AutounetError, DatasetError
 from autounet.io import ImageGeometry, ReaderWriter
 
 

@@ -171,7 +171,6 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         One summary per processed configuration.
     """
     from autounet.dataset import open_raw_dataset
-
     from autounet.dataset.verification import expected_label_values
 
     raw = open_raw_dataset(workspace.raw_dataset(dataset_name), workspace)

@@ -37,7 +37,11 @@ import numpy as np
 
 from autounet._atomic import atomic_path, write_json_atomic
 from autounet.errors import DatasetError, SchemaError, WorkspaceError
-from autounet.preprocessing.properties import CaseProperties, load_properties, save_locations
+from autounet.preprocessing.properties import (
+    CaseProperties,
+    load_properties,
+    save_locations,
+)
 
 DATA_SUFFIX = ".b2nd"
 SEG_SUFFIX = "_seg.b2nd"
@@ -199,7 +203,7 @@ def label_values(seg: np.ndarray) -> tuple[int, ...]:
     if flat.size == 0:
         return ()
     low = int(flat.min())
-    counts = np.bincount((flat.astype(np.int64) - low))
+    counts = np.bincount(flat.astype(np.int64) - low)
     return tuple(int(v) + low for v in np.flatnonzero(counts) if int(v) + low != -1)
 
 

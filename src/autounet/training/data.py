@@ -164,7 +164,7 @@ class BatchLoader:
         get = props.get if isinstance(props, Mapping) else lambda k: getattr(props, k, None)
         recorded = get("label_values")
         if recorded is not None and self.label_values is not None:
-            extra = sorted(set(int(v) for v in recorded) - self.label_values)
+            extra = sorted({int(v) for v in recorded} - self.label_values)
             if extra:
                 raise DatasetError(
                     f"Preprocessed case {case!r}: its segmentation holds label values {extra} that dataset.json "

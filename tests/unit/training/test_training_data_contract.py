@@ -12,8 +12,8 @@ from autounet.training.data import BatchLoader
 
 
 def _loader(store: Any, **kw: Any) -> BatchLoader:
-    args = dict(batch_size=2, patch_size=(8, 8, 8), final_patch_size=(8, 8, 8), oversample=0.0, seed=1, workers=0,
-                label_values=(0, 1, 2))
+    args: dict[str, Any] = {"batch_size": 2, "patch_size": (8, 8, 8), "final_patch_size": (8, 8, 8),
+                            "oversample": 0.0, "seed": 1, "workers": 0, "label_values": (0, 1, 2)}
     args.update(kw)
     return BatchLoader(store, store.case_ids(), **args)
 
@@ -57,7 +57,7 @@ class _Broken:
 
 def test_undecodable_case_names_the_case_and_the_repair(make_store) -> None:
     store = make_store(n_cases=1, shape=(8, 8, 8))
-    data, seg = store.cases["case_00"]
+    _, seg = store.cases["case_00"]
     store.cases["case_00"] = (_Broken(), seg)
     store.repair_hint = lambda case: f"run `autounet preprocess D -c 3d_fullres` to redo {case}"
     with pytest.raises(DatasetError, match=r"case 'case_00' \(RuntimeError: blosc2.*autounet preprocess D"):
