@@ -94,6 +94,9 @@ def train(ws_root: Path, fold: str, epochs: int, resume: bool) -> Path:
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if sys.argv[1] == "make":
         make(Path(sys.argv[2]))
     else:

@@ -30,10 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"worker processes (default {default_workers()}; each holds one case)")
     parser.add_argument("--clean", action="store_true",
                         help="delete stored cases and redo them all (default: keep up-to-date cases)")
+    parser.add_argument("--check-store", action="store_true",
+                        help="checksum every stored file before reusing its case (default: only files whose size or "
+                             "modification time changed are checksummed)")
 
 
 def preprocess_dataset(ctx: Any, dataset_name: str, plans_name: str, configurations: list[str] | None, *,
-                       workers: int | None, clean: bool, echo: bool = True) -> int:
+                       workers: int | None, clean: bool, echo: bool = True, full_check: bool = False) -> int:
     """Load the plans, run preprocessing and print one line per configuration (also used by ``plan --preprocess``)."""
     from autounet.planning.store import read_plans_file
     from autounet.preprocessing import run as run_preprocessing
@@ -42,7 +45,7 @@ def preprocess_dataset(ctx: Any, dataset_name: str, plans_name: str, configurati
     plans = read_plans_file(workspace.plans_file(dataset_name, plans_name))
     names = configurations or plans.configuration_names()
     summaries = run_preprocessing(workspace, dataset_name, plans, names, workers=workers or default_workers(),
-                                  progress=ctx.progress, clean=clean)
+                                  progress=ctx.progress, clean=clean, full_check=full_check)
     for s in summaries if echo else ():
         print(f"{s.configuration}: {len(s.processed)} case(s) preprocessed in {s.seconds:.1f} s, "
               f"{len(s.skipped)} up to date -> {s.folder}")
@@ -54,4 +57,4 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     workspace = ctx.workspace()
     dataset_name = workspace.find_dataset(args.dataset)
     return preprocess_dataset(ctx, dataset_name, args.plans, args.configurations, workers=args.workers,
-                              clean=args.clean)
+                              clean=args.clean, full_check=args.check_store)

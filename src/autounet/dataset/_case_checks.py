@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles
-from autounet.errors import AutounetError
+from autounet.errors import AutounetError, DatasetError
 from autounet.io import ImageGeometry, ReaderWriter
 
 
@@ -256,3 +257,45 @@ def _compare(shape_a: tuple[int, ...], a: ImageGeometry, shape_b: tuple[int, ...
 
 def _fmt(values: Any) -> str:
     return "(" + ", ".join(f"{float(v):.6g}" for v in values) + ")"
+
+
+# ---- the same checks on a case a stage has already read (plan, preprocess) ----------------------------------------
+def check_read_case(case: str, images: np.ndarray, geometry: ImageGeometry, image_paths: Sequence[Path | str],
+                    label: np.ndarray | None, label_geometry: ImageGeometry | None, label_path: Path | str | None, *,
+                    expected_labels: tuple[int, ...] | None, tolerances: Tolerances | None = None
+                    ) -> list[Problem]:
+    """``verify``'s content checks on arrays a stage has already read: NaN/Inf voxels (also those ITK's NIfTI
+    reader turns into 0), label values not declared in dataset.json, label/image geometry beyond the tolerance.
+
+    ``images`` is ``(c, z, y, x)`` as ``autounet.io.read_images`` returns it (channel files already agree with
+    each other: the reader checks that); returns the problems found (empty when the case is usable).
+    """
+    out = _Findings(case, [], [])
+    paths = [Path(p) for p in image_paths]
+    per_file = len(paths) == images.shape[0]
+    for c, path in enumerate(paths):
+        part = images[c] if per_file else images
+        n_nan, n_inf = (_nonfinite(part, path) if np.issubdtype(part.dtype, np.floating) else (0, 0))
+        if n_nan or n_inf:
+            out.error("nan_inf", f"image has {n_nan} NaN and {n_inf} infinite voxel(s)", path)
+        if not per_file:
+            break
+    if label is not None and label_path is not None:
+        label_path = Path(label_path)
+        values = _label_values(label, label_path, out)
+        if values is not None and expected_labels is not None:
+            _check_label_values(values, expected_labels, label_path, out)
+        if label_geometry is not None and paths:
+            _compare(images.shape[1:], geometry, label.shape[1:], label_geometry, tolerances or Tolerances(), out,
+                     label_path, f"label vs image {paths[0].name}")
+    return out.problems
+
+
+def raise_for_problems(problems: Sequence[Problem], *, dataset: str | None = None) -> None:
+    """Raise one ``DatasetError`` line for a case's problems (the first one named, the others counted)."""
+    if not problems:
+        return
+    more = f" (and {len(problems) - 1} more problem(s) in this case)" if len(problems) > 1 else ""
+    hint = f"`autounet verify {dataset}` lists every problem" if dataset else "`autounet verify` lists every problem"
+    msg = f"{problems[0]}{more}; fix the data ({hint})."
+    raise DatasetError(msg)

@@ -21,7 +21,7 @@ from typing import Any
 from autounet._atomic import write_json_atomic
 from autounet.dataset._case_checks import CaseContext, Problem, Tolerances, check_case
 from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles, RawDataset, discover, locate_dataset
-from autounet.errors import AutounetError
+from autounet.errors import AutounetError, DatasetError
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.workspace import DATASET_JSON, Workspace
 
@@ -255,6 +255,20 @@ def _expected_labels(spec: DatasetSpec, problems: list[Problem]) -> tuple[int, .
         problems.append(Problem("labels", f"dataset.json label values must be consecutive (0, 1, 2, ...); got "
                                 f"{values}"))
     return tuple(values)
+
+
+def expected_label_values(spec: DatasetSpec, *, file: str | os.PathLike[str] | None = None) -> tuple[int, ...]:
+    """The label values a label file may hold, for the stages that enforce verify's contract.
+
+    Raises:
+        DatasetError: dataset.json's labels are refused by ``verify`` (one line).
+    """
+    problems: list[Problem] = []
+    values = _expected_labels(spec, problems)
+    if problems or values is None:
+        where = f"{file}: " if file else "dataset.json: "
+        raise DatasetError(f"{where}{problems[0].message}" if problems else f"{where}labels cannot be read")
+    return values
 
 
 def _choose_reader(raw: RawDataset, problems: list[Problem], warnings: list[Problem]) -> str | None:

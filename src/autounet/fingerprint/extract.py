@@ -72,6 +72,8 @@ class CaseTask:
     label: str
     reader: str
     num_samples: int
+    expected_labels: tuple[int, ...] | None = None
+    dataset: str | None = None
 
 
 def analyze_case(images: np.ndarray, seg: np.ndarray, *, spacing: Sequence[float], num_samples: int,
@@ -107,15 +109,15 @@ def analyze_case(images: np.ndarray, seg: np.ndarray, *, spacing: Sequence[float
 
 
 def analyze_task(task: CaseTask) -> CaseSummary:
-    """Read one case with the chosen reader and analyze it (runs in a worker process)."""
+    """Read one case with the chosen reader, enforce ``verify``'s per-case contract (no NaN/Inf, only declared
+    label values, label geometry matching the image) and analyze it (runs in a worker process)."""
+    from autounet.dataset._case_checks import check_read_case, raise_for_problems  # noqa: PLC0415
     from autounet.io import read_images, read_segmentation  # noqa: PLC0415 - imported in the worker
 
     images, geometry = read_images(list(task.images), reader=task.reader)
-    seg, _ = read_segmentation(task.label, reader=task.reader)
-    if images.shape[1:] != seg.shape[1:]:
-        msg = (f"case {task.case_id!r}: image {task.images[0]} has shape {images.shape[1:]} but label "
-               f"{task.label} has shape {seg.shape[1:]}.")
-        raise DatasetError(msg)
+    seg, seg_geometry = read_segmentation(task.label, reader=task.reader)
+    raise_for_problems(check_read_case(task.case_id, images, geometry, task.images, seg, seg_geometry, task.label,
+                                       expected_labels=task.expected_labels), dataset=task.dataset)
     return analyze_case(images, seg, spacing=geometry.spacing, num_samples=task.num_samples,
                         case_id=task.case_id)
 
@@ -172,8 +174,23 @@ def case_tasks(raw_dataset: RawDatasetLike, *, reader: str | None = None) -> lis
         raise DatasetError(msg)
     reader = reader or choose_reader(raw_dataset)
     num_samples = samples_per_case(len(cases))
-    return [CaseTask(cid, tuple(os.fspath(p) for p in files.images), os.fspath(files.label), reader, num_samples)
+    expected = _expected_labels(raw_dataset.spec)
+    return [CaseTask(cid, tuple(os.fspath(p) for p in files.images), os.fspath(files.label), reader, num_samples,
+                     expected_labels=expected, dataset=raw_dataset.name)
             for cid, files in cases.items()]
+
+
+def _expected_labels(spec: Any) -> tuple[int, ...] | None:
+    """The label values dataset.json declares (``None`` for a spec without labels, e.g. a test double).
+
+    Raises:
+        DatasetError: labels that ``verify`` refuses (not consecutive, a bad ignore label).
+    """
+    from autounet.dataset.verification import expected_label_values  # noqa: PLC0415
+
+    if getattr(spec, "labels", None) is None:
+        return None
+    return expected_label_values(spec)
 
 
 def choose_reader(raw_dataset: RawDatasetLike) -> str:

@@ -173,10 +173,30 @@ def atomic_files(target: Path) -> Iterator[Path]:
         if not tmp.exists():
             msg = f"The writer produced no file for {target}."
             raise ImageIOError(msg)
+        _check_written(tmp, target)
         for produced in sorted(tmp_dir.iterdir(), key=lambda f: f.name == target.name):
             os.replace(produced, target.parent / produced.name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _check_written(tmp: Path, target: Path) -> None:
+    """Refuse a written file that is empty or truncated (some writers ignore a full disk and report success)."""
+    from autounet.io._integrity import check_complete
+
+    try:
+        if tmp.is_file() and tmp.stat().st_size == 0:
+            raise ImageIOError("the written file is empty")
+        if tmp.is_file():
+            check_complete(tmp)
+    except ImageIOError as exc:
+        try:
+            free = f"{shutil.disk_usage(target.parent).free} bytes free"
+        except OSError:
+            free = "free space unknown"
+        msg = (f"Cannot write {target}: the written file is incomplete ({free}; is the disk full?). Free space and "
+               "run the same command again.")
+        raise ImageIOError(msg) from exc
 
 
 def label_dtype(seg: np.ndarray) -> np.dtype:

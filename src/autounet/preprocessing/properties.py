@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from autounet._atomic import write_bytes_atomic, write_json_atomic
+from autounet._atomic import write_bytes_atomic
 from autounet.errors import SchemaError
 from autounet.io.geometry import ImageGeometry
 from autounet.preprocessing.class_locations import ClassKey
 from autounet.schemas._base import read_json, unwrap, validate, wrap
-from autounet.schemas.case_properties import SCHEMA, SCHEMA_VERSION, CasePropertiesFile
+from autounet.schemas.case_properties import SCHEMA, SCHEMA_VERSION, CasePropertiesFile, StoredFile
 
 _REFERENCE_NAMES = {
     "spacing": "original_spacing",
@@ -51,6 +51,10 @@ class CaseProperties:
         shape_after_resampling: spatial shape of the stored arrays.
         class_locations: per class key, ``(k, 4)`` int64 voxel coordinates (empty dict for cases without labels).
         annotated_key: the class key meaning "annotated voxels" (datasets with an ignore label), else ``None``.
+        label_values: the values the stored segmentation holds (-1, outside the non-zero mask, excluded); training
+            refuses a case whose values the plans' labels do not declare. ``None`` in records of older versions.
+        files: per stored file (``data``, ``seg``, ``locations``): ``{"size", "mtime_ns", "blake2b"}``, what the
+            store checks the files against (see ``autounet.preprocessing.store``). ``None`` in older records.
     """
 
     case_id: str
@@ -66,6 +70,8 @@ class CaseProperties:
     shape_after_resampling: tuple[int, int, int]
     class_locations: Mapping[ClassKey, np.ndarray] = field(default_factory=dict)
     annotated_key: tuple[int, ...] | None = None
+    label_values: tuple[int, ...] | None = None
+    files: Mapping[str, Mapping[str, Any]] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style access by the reference's property names (``spacing``, ``class_locations``, ...)."""
@@ -89,6 +95,10 @@ class CaseProperties:
             "class_location_keys": [_key_to_json(k) for k in self.class_locations],
             "annotated_key": list(self.annotated_key) if self.annotated_key is not None else None,
         }
+        if self.label_values is not None:
+            body["label_values"] = list(self.label_values)
+        if self.files is not None:
+            body["files"] = {k: dict(v) for k, v in self.files.items()}
         return wrap(SCHEMA, SCHEMA_VERSION, body)
 
     @classmethod
@@ -117,7 +127,17 @@ class CaseProperties:
             shape_after_resampling=_tuple(body.shape_after_resampling, int),
             class_locations={k: locations[k] for k in keys},
             annotated_key=body.annotated_key,
+            label_values=body.label_values,
+            files=_file_records(body.files, where),
         )
+
+
+def _file_records(value: Mapping[str, StoredFile] | None, where: str) -> dict[str, dict[str, Any]] | None:
+    """The validated ``files`` entries as plain dicts (``{"size", "mtime_ns", "blake2b"}``)."""
+    del where  # validated by the record's schema
+    if value is None:
+        return None
+    return {str(k): {"size": v.size, "mtime_ns": v.mtime_ns, "blake2b": v.blake2b} for k, v in value.items()}
 
 
 def _tuple(values: Any, kind: type) -> Any:
@@ -132,15 +152,13 @@ def _key_from_json(value: Any) -> ClassKey:
     return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else int(value)
 
 
-def save_properties(json_path: str | os.PathLike[str], locations_path: str | os.PathLike[str],
-                    props: CaseProperties) -> None:
-    """Write the class locations (``.npz``) and then the JSON record, each atomically."""
+def save_locations(locations_path: str | os.PathLike[str], props: CaseProperties) -> None:
+    """Write the class locations (``.npz``), atomically."""
     arrays = {f"class_{i}": np.asarray(v, dtype=np.int64).reshape(-1, 4)
               for i, v in enumerate(props.class_locations.values())}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_bytes_atomic(locations_path, buffer.getvalue())
-    write_json_atomic(json_path, props.to_json_dict())
 
 
 def load_properties(json_path: str | os.PathLike[str], locations_path: str | os.PathLike[str]) -> CaseProperties:

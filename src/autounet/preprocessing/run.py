@@ -9,6 +9,7 @@ number of workers) and written to the case store atomically. The ground-truth la
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -22,7 +23,13 @@ from autounet._parallel import map_as_completed
 from autounet.errors import DatasetError
 from autounet.labels import LabelSpec
 from autounet.preprocessing.pipeline import preprocess_case, preprocessing_hash
-from autounet.preprocessing.store import PROPERTIES_SUFFIX, case_files, remove_temporary_files, write_case
+from autounet.preprocessing.store import (
+    PROPERTIES_SUFFIX,
+    case_files,
+    check_case,
+    remove_temporary_files,
+    write_case,
+)
 from autounet.schemas.plans import Plans
 from autounet.workspace import Workspace
 
@@ -41,6 +48,8 @@ class CaseTask:
     labels: LabelSpec
     folder: Path
     plans_sha256: str
+    expected_labels: tuple[int, ...] | None = None
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,17 @@ class ConfigurationSummary:
 
 
 def preprocess_and_store(task: CaseTask) -> CaseResult:
-    """Read one case, preprocess it and write it to the store (runs in a worker process)."""
+    """Read one case, enforce ``verify``'s per-case contract (no NaN/Inf, only declared label values, label
+    geometry matching the image), preprocess it and write it to the store (runs in a worker process)."""
+    from autounet.dataset._case_checks import check_read_case, raise_for_problems
     from autounet.io import read_images, read_segmentation
 
     start = time.perf_counter()
     reader = task.plans.image_reader_writer
     images, geometry = read_images(list(task.images), reader=reader)
-    seg = read_segmentation(task.label, reader=reader)[0] if task.label is not None else None
+    seg, seg_geometry = read_segmentation(task.label, reader=reader) if task.label is not None else (None, None)
+    raise_for_problems(check_read_case(task.case_id, images, geometry, task.images, seg, seg_geometry, task.label,
+                                       expected_labels=task.expected_labels), dataset=task.dataset)
     config = task.plans.configuration(task.configuration)
     case = preprocess_case(images, seg, geometry, task.plans, config, labels=task.labels, case_id=task.case_id,
                            plans_sha256=task.plans_sha256, copy=False)
@@ -80,15 +93,26 @@ def preprocess_and_store(task: CaseTask) -> CaseResult:
     return CaseResult(task.case_id, task.configuration, tuple(case.data.shape), time.perf_counter() - start)
 
 
-def stored_hash(folder: Path, case: str) -> str | None:
-    """The plans hash recorded for a stored case, or ``None`` if the case is absent, incomplete or unreadable."""
+def stored_hash(folder: Path, case: str, *, full_check: bool = False) -> str | None:
+    """The plans hash recorded for a stored case, or ``None`` if the case is absent, incomplete, unreadable or its
+    files do not match the sizes and checksums in its record (``store.check_case``; ``full_check`` computes every
+    checksum, otherwise only those of files whose modification time changed)."""
     files = case_files(folder, case)
     if not all(files[k].is_file() for k in ("properties", "data", "seg", "locations")):
         return None
     try:
-        return str(json.loads(files["properties"].read_text(encoding="utf-8")).get("plans_sha256"))
+        record = json.loads(files["properties"].read_text(encoding="utf-8"))
+        digest, records = str(record.get("plans_sha256")), record.get("files")
     except (OSError, ValueError, AttributeError):
         return None
+    try:
+        problem = check_case(folder, case, records, full=full_check)
+    except (OSError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"its record cannot be checked ({type(exc).__name__}: {exc})"
+    if problem is not None:
+        log.warning("Stored case %s is redone: %s.", case, problem)
+        return None
+    return digest
 
 
 def _remove_case(folder: Path, case: str) -> None:
@@ -128,7 +152,8 @@ def _unique_configurations(plans: Plans, configurations: Sequence[str]) -> list[
 
 
 def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: Sequence[str], *,
-        workers: int = 4, progress: bool = False, clean: bool = False) -> list[ConfigurationSummary]:
+        workers: int = 4, progress: bool = False, clean: bool = False,
+        full_check: bool = False) -> list[ConfigurationSummary]:
     """Preprocess the labelled cases of ``dataset_name`` for ``configurations``.
 
     Args:
@@ -139,15 +164,19 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         workers: worker processes (1 runs in this process).
         progress: show a progress bar on stderr.
         clean: delete the configuration's stored cases first instead of reusing up-to-date ones.
+        full_check: checksum every stored file before reusing its case (by default only files whose size or
+            modification time differ from the record are suspected; see ``store.check_case``).
 
     Returns:
         One summary per processed configuration.
     """
     from autounet.dataset import open_raw_dataset
+    from autounet.dataset.verification import expected_label_values
 
     raw = open_raw_dataset(workspace.raw_dataset(dataset_name), workspace)
     raw.require_files()
     labels = LabelSpec.from_dataset_spec(raw.spec)
+    expected = expected_label_values(raw.spec, file=raw.dataset_json)
     labelled = {c: f for c, f in raw.cases.items() if f.label is not None}
     if not labelled:
         msg = f"Dataset {dataset_name} has no labelled training cases in {raw.root}."
@@ -155,9 +184,10 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
     summaries: dict[str, ConfigurationSummary] = {}
     tasks: list[CaseTask] = []
     for name in _unique_configurations(plans, configurations):
-        summary, todo = _prepare_configuration(workspace, dataset_name, plans, name, labels, labelled, clean=clean)
+        summary, todo = _prepare_configuration(workspace, dataset_name, plans, name, labels, labelled, clean=clean,
+                                               full_check=full_check)
         summaries[name] = summary
-        tasks.extend(todo)
+        tasks.extend(dataclasses.replace(t, expected_labels=expected, dataset=dataset_name) for t in todo)
     start = time.perf_counter()
     for result in map_as_completed(preprocess_and_store, tasks, workers=workers, progress=progress,
                                    desc="preprocess", on_failure="Completed cases are kept. "):
@@ -171,7 +201,8 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
 
 
 def _prepare_configuration(workspace: Workspace, dataset_name: str, plans: Plans, name: str, labels: LabelSpec,
-                           cases: dict, *, clean: bool) -> tuple[ConfigurationSummary, list[CaseTask]]:
+                           cases: dict, *, clean: bool, full_check: bool = False
+                           ) -> tuple[ConfigurationSummary, list[CaseTask]]:
     """Clean up the configuration's folder and list the cases that need (re)processing."""
     config = plans.configuration(name)
     folder = workspace.preprocessed_data(dataset_name, config.data_identifier)
@@ -188,7 +219,7 @@ def _prepare_configuration(workspace: Workspace, dataset_name: str, plans: Plans
     summary = ConfigurationSummary(configuration=name, folder=folder)
     tasks = []
     for case, files in cases.items():
-        if stored_hash(folder, case) == digest:
+        if stored_hash(folder, case, full_check=full_check) == digest:
             summary.skipped.append(case)
             continue
         tasks.append(CaseTask(case, tuple(files.images), files.label, plans, name, labels, folder, digest))

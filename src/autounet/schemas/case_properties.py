@@ -18,6 +18,15 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, config=RECORD_CONFIG)
+class StoredFile:
+    """What the case store checks one stored file against: its size, modification time and BLAKE2b digest."""
+
+    size: int
+    mtime_ns: int
+    blake2b: str
+
+
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class CasePropertiesFile:
     """The body of a case properties file (see ``CaseProperties`` for the meaning of each key).
 
@@ -38,6 +47,8 @@ class CasePropertiesFile:
     shape_after_resampling: tuple[int, ...]
     class_location_keys: tuple[int | tuple[int, ...], ...]
     annotated_key: tuple[int, ...] | None = None
+    label_values: tuple[int, ...] | None = None
+    files: dict[str, StoredFile] | None = None
 
 
 def case_properties_json_schema() -> dict[str, Any]:

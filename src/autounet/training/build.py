@@ -229,7 +229,9 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     if store is None:
         from autounet.preprocessing import CaseStore
 
-        store = CaseStore(inputs.data_folder)
+        plans_flag = f" --plans {inputs.plans.plans_name}" if inputs.plans.plans_name != "nnUNetPlans" else ""
+        store = CaseStore(inputs.data_folder,
+                          repair=f"autounet preprocess {dataset_name} -c {plan.name}{plans_flag}")
     if dist_ctx.is_main:
         train_ids, val_ids = fold_cases(workspace.splits_file(dataset_name), store.case_ids(), fold)
     ddp.barrier(dist_ctx)
@@ -255,7 +257,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     common: dict[str, Any] = dict(batch_size=batch, final_patch_size=plan.patch_size, oversample=oversample, seed=seed,
                   probabilistic=recipe.probabilistic_oversampling, has_ignore=labels.ignore_label is not None,
                   workers=runtime.loader_threads, prefetch=runtime.prefetch, previous_stage=previous,
-                  pin_memory=device.type == "cuda")
+                  pin_memory=device.type == "cuda", label_values=getattr(labels, "expected_values", None))
     train_loader = BatchLoader(store, train_ids, patch_size=aug.initial_patch_size, stream=2 * dist_ctx.rank,
                                **common)
     val_loader = BatchLoader(store, val_ids, patch_size=plan.patch_size, stream=2 * dist_ctx.rank + 1, **common) \

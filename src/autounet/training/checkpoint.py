@@ -112,8 +112,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> None:
     """Write a checkpoint atomically (a crash never leaves a truncated file under the final name)."""
     payload = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **content}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError of its zip writer
+        import shutil
+
+        try:
+            free = shutil.disk_usage(Path(path).parent).free
+        except OSError:
+            free = -1
+        size = sum(v.numel() * v.element_size() for v in payload.get("network_weights", {}).values()
+                   if isinstance(v, torch.Tensor))
+        reason = f"no space left on the device ({free} bytes free)" if 0 <= free < max(size, 1 << 20) else \
+            (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CheckpointError(f"Cannot write checkpoint {path}: {reason}. Free space and resume with --resume "
+                              "(the previous checkpoint is kept).") from exc
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -117,12 +117,20 @@ class BatchLoader:
         oversample: share of forced-foreground samples.
         seed / stream: with the epoch and iteration they seed each batch's generator.
         previous_stage: cascade input reader, or ``None``.
+        label_values: the values a stored segmentation may hold (the dataset's labels, ignore label included);
+            a case whose record lists others, or a patch holding others, is refused with the case named, so the
+            loss never sees an out-of-range target. ``None`` skips the check.
+
+    Cases are checked against their store record when indexed (``store.check``: sizes always, checksums of files
+    whose modification time changed); a patch that cannot be decoded raises a ``DatasetError`` naming the case
+    and the command that repairs it.
     """
 
     def __init__(self, store: PatchStore, case_ids: Sequence[str], *, batch_size: int, patch_size: Sequence[int],
                  final_patch_size: Sequence[int], oversample: float, seed: int, stream: int = TRAIN_STREAM,
                  probabilistic: bool = False, has_ignore: bool = False, workers: int = 2, prefetch: int = 4,
-                 previous_stage: PreviousStage | None = None, pin_memory: bool = False) -> None:
+                 previous_stage: PreviousStage | None = None, pin_memory: bool = False,
+                 label_values: Sequence[int] | None = None) -> None:
         if not case_ids:
             raise DatasetError("No cases to sample batches from (empty split).")
         self.store = store
@@ -138,6 +146,8 @@ class BatchLoader:
         self.previous_stage = previous_stage
         self.pin_memory = pin_memory
         self.prefetch = max(1, int(prefetch))
+        self.label_values = None if label_values is None else frozenset(int(v) for v in label_values)
+        self._label_range = (-1, max(self.label_values)) if self.label_values else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-loader") if workers else None
         self._open: OrderedDict[str, tuple[Any, Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -148,7 +158,18 @@ class BatchLoader:
 
     def _index(self, case: str) -> None:
         props = self.store.properties(case)
+        check = getattr(self.store, "check", None)
+        if check is not None:
+            check(case)
         get = props.get if isinstance(props, Mapping) else lambda k: getattr(props, k, None)
+        recorded = get("label_values")
+        if recorded is not None and self.label_values is not None:
+            extra = sorted({int(v) for v in recorded} - self.label_values)
+            if extra:
+                raise DatasetError(
+                    f"Preprocessed case {case!r}: its segmentation holds label values {extra} that dataset.json "
+                    f"does not declare (declared: {sorted(self.label_values)}); fix the label file, then run "
+                    f"`autounet verify` and `autounet preprocess` again.")
         shape = get("shape_after_resampling")
         if shape is None:
             shape = self._arrays(case)[0].shape[1:]
@@ -183,12 +204,8 @@ class BatchLoader:
         samples = self.plan(epoch, iteration)
         datas, segs = [], []
         for s in samples:
-            data, seg, prev = self._arrays(s.case)
-            datas.append(crop_and_pad(data, s.box, 0.0, np.float32))
-            seg_patch = crop_and_pad(seg, s.box, -1, np.int16)
-            if prev is not None:
-                prev_patch = crop_and_pad(_channel_first(prev), s.box, -1, np.int16)
-                seg_patch = np.concatenate([seg_patch, prev_patch], axis=0)
+            data_patch, seg_patch = self._read_sample(s)
+            datas.append(data_patch)
             segs.append(seg_patch)
         data_b, seg_b = np.stack(datas), np.stack(segs)
         if self.is_2d:
@@ -200,6 +217,34 @@ class BatchLoader:
             seg_b = torch.from_numpy(np.ascontiguousarray(seg_b)).pin_memory()
         return Batch(data=data_b, seg=seg_b, keys=[s.case for s in samples],
                      forced=np.array([s.forced for s in samples]), read_seconds=time.perf_counter() - start)
+
+    def _read_sample(self, s: SampleSpec) -> tuple[np.ndarray, np.ndarray]:
+        """One sample's ``(data, seg)`` patches, refused (case named) when undecodable or out of contract."""
+        try:
+            data, seg, prev = self._arrays(s.case)
+            data_patch = crop_and_pad(data, s.box, 0.0, np.float32)
+            seg_patch = crop_and_pad(seg, s.box, -1, np.int16)
+            prev_patch = crop_and_pad(_channel_first(prev), s.box, -1, np.int16) if prev is not None else None
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a blosc2 decode error, a truncated chunk, an I/O error
+            hint = getattr(self.store, "repair_hint", None)
+            fix = hint(s.case) if callable(hint) else "preprocess the dataset again"
+            raise DatasetError(f"Cannot read preprocessed case {s.case!r} ({type(exc).__name__}: {exc}); "
+                               f"{fix}.") from exc
+        if self._label_range is not None and seg_patch.size:
+            lo, hi = int(seg_patch.min()), int(seg_patch.max())
+            if lo < self._label_range[0] or hi > self._label_range[1]:
+                bad = sorted({int(v) for v in np.unique(seg_patch)} - self.label_values - {-1})
+                raise DatasetError(f"Preprocessed case {s.case!r}: its segmentation holds label values {bad} that "
+                                   f"dataset.json does not declare (declared: {sorted(self.label_values)}); fix the "
+                                   "label file, then run `autounet verify` and `autounet preprocess` again.")
+        if not np.isfinite(data_patch).all():
+            raise DatasetError(f"Preprocessed case {s.case!r} holds NaN or infinite values; run `autounet verify` "
+                               "on the raw data and `autounet preprocess` again.")
+        if prev_patch is not None:
+            seg_patch = np.concatenate([seg_patch, prev_patch], axis=0)
+        return data_patch, seg_patch
 
     # ---- iteration ----------------------------------------------------------------------------------------------
     def batches(self, epoch: int, start: int, stop: int) -> Iterator[Batch]:

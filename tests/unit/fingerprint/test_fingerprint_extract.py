@@ -99,7 +99,9 @@ def _write_dataset(root: Path, n: int = 3) -> Path:
         img = sitk.GetImageFromArray(images[0])
         img.SetSpacing((1.0, 1.0, 2.5))
         sitk.WriteImage(img, str(ds / "imagesTr" / f"c{i}_0000.nii.gz"))
-        sitk.WriteImage(sitk.GetImageFromArray(seg[0].astype(np.uint8)), str(ds / "labelsTr" / f"c{i}.nii.gz"))
+        lab = sitk.GetImageFromArray(seg[0].astype(np.uint8))
+        lab.SetSpacing((1.0, 1.0, 2.5))  # the label must share the image's geometry (plan enforces verify's rule)
+        sitk.WriteImage(lab, str(ds / "labelsTr" / f"c{i}.nii.gz"))
     (ds / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0, "x": 1,
                                                  "y": 2}, "numTraining": n, "file_ending": ".nii.gz"}))
     return ds
