@@ -46,3 +46,7 @@ class PlansError(SchemaError):
 
 class CheckpointError(AutounetError):
     """A checkpoint that is missing or does not match the plans."""
+
+
+class ClusterError(AutounetError):
+    """A cluster that cannot be used: unreachable scheduler, missing batch system, bad cluster configuration."""

@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show full tracebacks")
     common.add_argument("--quiet", action="store_true", help="only warnings and errors")
     common.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    common.add_argument("--cluster", metavar="WHERE", default=None,
+                        help="run per-case work (and `run`'s trainings) on Dask: local-dask, tcp://HOST:8786, or "
+                             "slurm|pbs|sge|lsf with --cluster-config (default: a local process pool)")
+    common.add_argument("--cluster-config", metavar="YAML", default=None,
+                        help="dask-jobqueue settings for --cluster slurm|pbs|sge|lsf (see docs/cluster.md)")
     parser = argparse.ArgumentParser(prog="autounet", description="Self-configuring biomedical image segmentation.")
     parser.add_argument("--version", action="version", version="autounet 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
                   progress=args.progress and not args.quiet and sys.stderr.isatty())
     try:
-        return int(args._run(args, ctx) or 0)
+        return _run_on_cluster(args, ctx)
     except AutounetError as exc:
         if args.debug:
             raise
@@ -86,6 +91,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"autounet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _run_on_cluster(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the command with the executor ``--cluster`` names installed for every stage (none: local pool)."""
+    if args.cluster is None:
+        if args.cluster_config is not None:
+            print(f"autounet {args.command}: warning: --cluster-config is ignored without --cluster", file=sys.stderr)
+        return int(args._run(args, ctx) or 0)
+    from autounet._parallel import using
+    from autounet.pipeline.cluster import open_cluster
+
+    workers = getattr(args, "workers", None) or 2
+    with open_cluster(args.cluster, config=args.cluster_config, workers=workers) as executor, using(executor):
+        return int(args._run(args, ctx) or 0)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ are processed once) the cases whose stored record is missing or was made with ot
 preprocessed in ``workers`` spawned processes (one case per process at a time, so memory is bounded by the
 number of workers) and written to the case store atomically. The ground-truth label files are copied to
 ``preprocessed/<ds>/gt_segmentations/`` for evaluation.
+
+Several commands may preprocess the same dataset at once (e.g. from two machines on shared storage): each case is
+claimed (``.<case>.claim``, :func:`autounet._atomic.try_claim`) while it is processed, a case claimed by a live
+process elsewhere is waited for instead of redone, and temporaries of live writers are never removed.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from autounet._atomic import atomic_path
+from autounet._atomic import atomic_path, claim_is_stale, try_claim
 from autounet._log import get_logger
 from autounet._parallel import map_as_completed
 from autounet.errors import DatasetError
@@ -51,6 +56,18 @@ class CaseResult:
     configuration: str
     shape: tuple[int, ...]
     seconds: float
+    #: ``processed`` (written here), ``claimed`` (another live process is on it), ``done`` (found up to date)
+    status: str = "processed"
+
+
+CLAIM_SUFFIX = ".claim"
+#: how often a run waiting for cases claimed by another run looks again (seconds)
+CLAIM_POLL_S = 0.5
+
+
+def claim_path(folder: Path, case: str) -> Path:
+    """The claim file of a case while a process preprocesses it."""
+    return folder / f".{case}{CLAIM_SUFFIX}"
 
 
 @dataclass
@@ -65,10 +82,24 @@ class ConfigurationSummary:
 
 
 def preprocess_and_store(task: CaseTask) -> CaseResult:
-    """Read one case, preprocess it and write it to the store (runs in a worker process)."""
+    """Claim one case, read, preprocess and write it to the store (runs in a worker process).
+
+    A case claimed by another live process is left to it (status ``claimed``); one found up to date once claimed
+    is not redone (status ``done``).
+    """
+    start = time.perf_counter()
+    claim = try_claim(claim_path(task.folder, task.case_id))
+    if claim is None:
+        return CaseResult(task.case_id, task.configuration, (), 0.0, status="claimed")
+    with claim:
+        if stored_hash(task.folder, task.case_id) == task.plans_sha256:
+            return CaseResult(task.case_id, task.configuration, (), time.perf_counter() - start, status="done")
+        return _preprocess_and_store(task, start)
+
+
+def _preprocess_and_store(task: CaseTask, start: float) -> CaseResult:
     from autounet.io import read_images, read_segmentation
 
-    start = time.perf_counter()
     reader = task.plans.image_reader_writer
     images, geometry = read_images(list(task.images), reader=reader)
     seg = read_segmentation(task.label, reader=reader)[0] if task.label is not None else None
@@ -128,7 +159,8 @@ def _unique_configurations(plans: Plans, configurations: Sequence[str]) -> list[
 
 
 def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: Sequence[str], *,
-        workers: int = 4, progress: bool = False, clean: bool = False) -> list[ConfigurationSummary]:
+        workers: int = 4, progress: bool = False, clean: bool = False,
+        executor: Any | None = None) -> list[ConfigurationSummary]:
     """Preprocess the labelled cases of ``dataset_name`` for ``configurations``.
 
     Args:
@@ -139,6 +171,8 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         workers: worker processes (1 runs in this process).
         progress: show a progress bar on stderr.
         clean: delete the configuration's stored cases first instead of reusing up-to-date ones.
+        executor: where the cases run (e.g. a ``dask.distributed.Client``); default: the one installed with
+            :func:`autounet._parallel.using`, else ``workers`` local processes.
 
     Returns:
         One summary per processed configuration.
@@ -158,15 +192,40 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         summaries[name] = summary
         tasks.extend(todo)
     start = time.perf_counter()
+    elsewhere: list[CaseTask] = []
+    by_case = {(t.configuration, t.case_id): t for t in tasks}
     for result in map_as_completed(preprocess_and_store, tasks, workers=workers, progress=progress,
-                                   desc="preprocess", on_failure="Completed cases are kept. "):
-        summary = summaries[result.configuration]
-        summary.processed.append(result.case_id)
-        summary.seconds = time.perf_counter() - start
+                                   desc="preprocess", on_failure="Completed cases are kept. ", executor=executor):
+        _record(summaries[result.configuration], result, start, elsewhere, by_case)
+    while elsewhere:  # cases another live run is working on: wait for them, take over if that run dies
+        time.sleep(CLAIM_POLL_S)
+        waiting, elsewhere = elsewhere, []
+        for task in waiting:
+            if stored_hash(task.folder, task.case_id) == task.plans_sha256:
+                summaries[task.configuration].skipped.append(task.case_id)
+            elif claim_is_stale(claim_path(task.folder, task.case_id)):
+                _record(summaries[task.configuration], preprocess_and_store(task), start, elsewhere, by_case)
+            else:
+                elsewhere.append(task)
     copied = copy_ground_truth(((c, f.label) for c, f in labelled.items() if f.label is not None),
                                workspace.gt_segmentations(dataset_name), raw.spec.file_ending)
     log.info("Ground-truth segmentations: %d copied to %s.", copied, workspace.gt_segmentations(dataset_name))
     return list(summaries.values())
+
+
+def _record(summary: ConfigurationSummary, result: CaseResult, start: float, elsewhere: list[CaseTask],
+            by_case: dict[tuple[str, str], CaseTask]) -> None:
+    if result.status == "claimed":
+        elsewhere.append(by_case[(result.configuration, result.case_id)])
+        return
+    (summary.processed if result.status == "processed" else summary.skipped).append(result.case_id)
+    summary.seconds = time.perf_counter() - start
+
+
+def _remove_stale_claims(folder: Path) -> None:
+    for path in folder.glob(f".*{CLAIM_SUFFIX}"):
+        if claim_is_stale(path):
+            path.unlink(missing_ok=True)
 
 
 def _prepare_configuration(workspace: Workspace, dataset_name: str, plans: Plans, name: str, labels: LabelSpec,
@@ -177,6 +236,7 @@ def _prepare_configuration(workspace: Workspace, dataset_name: str, plans: Plans
     if clean and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_claims(folder)
     leftovers = remove_temporary_files(folder)
     if leftovers:
         log.info("Removed %d temporary file(s) of an interrupted run in %s.", leftovers, folder)
