@@ -245,3 +245,35 @@ def map_as_completed(fn: Callable[[T], R], items: Sequence[T], *, workers: int, 
                 for future in futures:
                     if id(future) not in done:
                         future.cancel()
+
+
+def iter_outcomes(fn: Callable[[T], R], items: Sequence[T], *, executor: Any | None = None,
+                  workers: int = 1) -> Iterator[tuple[T, R | BaseException]]:
+    """Yield ``(item, fn(item))`` as tasks finish, or ``(item, exception)`` for a task that failed or was lost.
+
+    Unlike the maps, one failed task does not stop the others (for runs that end with a list of failed cases).
+    """
+    executor = _resolve(executor)
+    if executor is None and (workers <= 1 or len(items) <= 1 or not _can_start_processes()):
+        for item in items:
+            try:
+                yield item, fn(item)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                yield item, exc
+        return
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(local_pool(min(workers, len(items))))
+        futures = {_submit(executor, fn, item): item for item in items}
+        finished: set[int] = set()
+        try:
+            for future in _completed(executor, futures):
+                finished.add(id(future))
+                try:
+                    yield futures[future], future.result()
+                except Exception as exc:  # noqa: BLE001 - handed to the caller (incl. a lost worker)
+                    yield futures[future], exc
+        finally:
+            for future in futures:
+                if id(future) not in finished:
+                    future.cancel()
