@@ -12,6 +12,7 @@ from autounet.api import (
     find_best,
     fingerprint,
     import_dataset,
+    on_cluster,
     plan,
     predict,
     preprocess,
@@ -21,5 +22,5 @@ from autounet.api import (
 )
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "find_best", "fingerprint", "import_dataset", "plan", "predict", "preprocess",
-           "run", "train", "verify"]
+__all__ = ["__version__", "evaluate", "find_best", "fingerprint", "import_dataset", "on_cluster", "plan", "predict",
+           "preprocess", "run", "train", "verify"]

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 #: a temporary or claim of another host (or without an owner tag) untouched for this long is abandoned
 ABANDONED_AFTER_S = 3600.0
 _OWNER = re.compile(r"~(?P<host>[A-Za-z0-9_.-]*)~(?P<pid>\d+)~")

@@ -28,7 +28,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -72,8 +72,8 @@ def _die_with_parent(parent_pid: int) -> None:
     """Exit this process when ``parent_pid`` is gone: ``PR_SET_PDEATHSIG`` on Linux plus a polling thread."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes  # noqa: PLC0415 - only in workers
-            import signal  # noqa: PLC0415
+            import ctypes
+            import signal
 
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # no libc prctl: the watchdog thread still works
@@ -120,7 +120,7 @@ def _lost(desc: str, exc: BaseException, hint: str) -> AutounetError:
 
 
 def _bar(total: int, desc: str, progress: bool) -> Any:
-    from tqdm import tqdm  # noqa: PLC0415 - only when used
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, leave=False, unit="case")
 
@@ -148,7 +148,7 @@ def _submit(executor: Any, fn: Callable[[T], R], item: T) -> Any:
 
 def _dask_errors() -> tuple[type[BaseException], ...]:
     try:
-        from distributed.scheduler import KilledWorker  # noqa: PLC0415
+        from distributed.scheduler import KilledWorker
     except ImportError:  # pragma: no cover - dask not installed
         return ()
     return (KilledWorker,)
@@ -157,7 +157,7 @@ def _dask_errors() -> tuple[type[BaseException], ...]:
 def _completed(executor: Any, futures: Iterable[Any]) -> Iterator[Any]:
     """Futures as they finish, for concurrent.futures and Dask alike."""
     if is_dask(executor):
-        from distributed import as_completed  # noqa: PLC0415
+        from distributed import as_completed
 
         yield from as_completed(list(futures))
         return

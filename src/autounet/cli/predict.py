@@ -95,9 +95,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     import torch
 
-    from autounet.inference import Predictor
-
     from autounet._parallel import current_executor
+    from autounet.inference import Predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)

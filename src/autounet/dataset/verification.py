@@ -19,7 +19,14 @@ from typing import Any
 from autounet._atomic import write_json_atomic
 from autounet._parallel import current_executor, map_ordered
 from autounet.dataset._case_checks import CaseContext, Problem, Tolerances, check_case
-from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles, RawDataset, discover, locate_dataset
+from autounet.dataset.raw import (
+    IMAGES_TR,
+    LABELS_TR,
+    CaseFiles,
+    RawDataset,
+    discover,
+    locate_dataset,
+)
 from autounet.errors import AutounetError
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.workspace import DATASET_JSON, Workspace

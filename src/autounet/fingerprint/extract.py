@@ -116,7 +116,7 @@ def analyze_task(task: CaseTask) -> CaseSummary:
 
 
 def aggregate(summaries: Iterable[CaseSummary], *, num_channels: int,
-              max_bins: int = DEFAULT_MAX_BINS, executor: Any | None = None) -> Fingerprint:
+              max_bins: int = DEFAULT_MAX_BINS) -> Fingerprint:
     """Combine case summaries (any iterable, consumed once, in case order) into a :class:`Fingerprint`.
 
     Raises:
@@ -178,7 +178,7 @@ def choose_reader(raw_dataset: RawDatasetLike) -> str:
 
 
 def extract(raw_dataset: RawDatasetLike, *, workers: int = 1, progress: bool = False,
-            max_bins: int = DEFAULT_MAX_BINS) -> Fingerprint:
+            max_bins: int = DEFAULT_MAX_BINS, executor: Any | None = None) -> Fingerprint:
     """Compute the fingerprint of a raw dataset (parallel over cases; memory independent of the case count).
 
     Args:

@@ -44,7 +44,7 @@ class ModelSpec:
 
     def build(self) -> Any:
         """Load the predictor (on the worker's own device when ``device`` is ``auto``)."""
-        from autounet.inference.predictor import Predictor  # noqa: PLC0415
+        from autounet.inference.predictor import Predictor
 
         return Predictor.from_model_dir(self.model_dir, folds=self.folds, checkpoint=self.checkpoint,
                                         device=self.device, tile_batch=self.tile_batch,
@@ -103,8 +103,8 @@ def predict_folder_on(executor: Any, predictor: Any, spec: ModelSpec,
     ``predictor`` (loaded here, e.g. on the CPU) only names the cases' outputs and writes the run's records;
     workers build their own from ``spec``. Cascade models predict their first stage inside each task.
     """
-    from autounet.inference.inputs import discover_cases, shard  # noqa: PLC0415
-    from autounet.inference.predictor import _outputs_exist  # noqa: PLC0415
+    from autounet.inference.inputs import discover_cases, shard
+    from autounet.inference.predictor import _outputs_exist
 
     start = time.perf_counter()
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)

@@ -57,7 +57,7 @@ def describe(cluster: str | None) -> str:
 
 def _need_distributed(cluster: str) -> Any:
     try:
-        import distributed  # noqa: PLC0415
+        import distributed
     except ImportError as exc:
         msg = f"--cluster {cluster} needs Dask: pip install 'autounet[dask]'."
         raise ClusterError(msg) from exc
@@ -70,7 +70,7 @@ def load_cluster_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
         return {}
     path = Path(path)
     try:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except ImportError as exc:
@@ -103,12 +103,14 @@ def open_cluster(cluster: str | None, *, config: str | os.PathLike[str] | None =
         yield None
         return
     settings = load_cluster_config(config)
+    if cluster in JOBQUEUE_SYSTEMS:
+        _check_batch_system(cluster)
     distributed = _need_distributed(cluster)
     with contextlib.ExitStack() as stack:
         if cluster == LOCAL_DASK:
             local = stack.enter_context(distributed.LocalCluster(
                 n_workers=int(settings.get("n_workers", workers)), threads_per_worker=1, processes=True,
-                dashboard_address=None, resources=settings.get("resources")))
+                dashboard_address=None, resources=settings.get("resources", {GPU_RESOURCE: 1})))
             client = stack.enter_context(distributed.Client(local))
         elif "://" in cluster:
             client = stack.enter_context(_connect(distributed, cluster))
@@ -131,19 +133,23 @@ def _connect(distributed: Any, address: str) -> Any:
         raise ClusterError(msg) from exc
 
 
-@contextlib.contextmanager
-def _jobqueue(distributed: Any, system: str, settings: Mapping[str, Any],
-              config: str | os.PathLike[str] | None) -> Iterator[Any]:
-    class_name, command = JOBQUEUE_SYSTEMS[system]
+def _check_batch_system(system: str) -> None:
+    command = JOBQUEUE_SYSTEMS[system][1]
     if shutil.which(command) is None:
         msg = (f"--cluster {system}: the batch command {command!r} is not on this machine's PATH; run on a "
                f"{system.upper()} login node, or use --cluster tcp://HOST:8786 with a running Dask scheduler.")
         raise ClusterError(msg)
+
+
+@contextlib.contextmanager
+def _jobqueue(distributed: Any, system: str, settings: Mapping[str, Any],
+              config: str | os.PathLike[str] | None) -> Iterator[Any]:
+    class_name, command = JOBQUEUE_SYSTEMS[system]
     if config is None:
         msg = f"--cluster {system} needs --cluster-config FILE (queue, cores, memory, walltime; see docs/cluster.md)."
         raise ClusterError(msg)
     try:
-        import dask_jobqueue  # noqa: PLC0415
+        import dask_jobqueue
     except ImportError as exc:
         msg = f"--cluster {system} needs dask-jobqueue: pip install 'autounet[dask]'."
         raise ClusterError(msg) from exc
@@ -195,6 +201,18 @@ def dask_submitter(client: Any, *, resources: Mapping[str, float] | None = None
     return submit
 
 
+def _check_resources(client: Any, needs: Mapping[str, float]) -> None:
+    """A clear error instead of tasks waiting forever when no connected worker offers ``needs``."""
+    workers = client.scheduler_info().get("workers", {})
+    if not needs or not workers:  # no requirement, or workers still starting (batch jobs): nothing to judge yet
+        return
+    if not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in needs.items()) for w in workers.values()):
+        wanted = " ".join(f"{k}={v:g}" for k, v in needs.items())
+        msg = (f"No Dask worker offers the resources a training task needs ({wanted}); start the workers with "
+               f"`dask worker ... --resources \"{wanted}\"` (jobqueue: worker_extra_args in --cluster-config).")
+        raise ClusterError(msg)
+
+
 def _topological(jobs: Sequence[Job]) -> list[Job]:
     done: set[str] = set()
     ordered: list[Job] = []
@@ -219,9 +237,10 @@ def run_jobs_on_dask(client: Any, jobs: Sequence[Job], work: Callable[[Job], Non
     Like :func:`autounet.pipeline.scheduler.run_jobs`: independent jobs continue when one fails; jobs that depend
     on a failed job are reported as skipped. ``work`` and the jobs must be picklable.
     """
-    from distributed import as_completed  # noqa: PLC0415
+    from distributed import as_completed
 
     _check_graph(jobs)
+    _check_resources(client, {GPU_RESOURCE: 1} if resources is None else resources)
     submit = dask_submitter(client, resources=resources)
     ordered = _topological(jobs)
     by_future = {submit(job, work): job for job in ordered}

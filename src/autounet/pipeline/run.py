@@ -12,6 +12,7 @@ all of them.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autounet._log import get_logger
+from autounet._parallel import current_executor, is_dask
 from autounet.dataset import open_raw_dataset, verify
 from autounet.ensembling.find_best import find_best
 from autounet.errors import AutounetError, DatasetError, UsageError
@@ -30,6 +32,7 @@ from autounet.pipeline.cascade import (
     with_previous_stages,
     write_next_stage_predictions,
 )
+from autounet.pipeline.cluster import run_jobs_on_dask
 from autounet.pipeline.scheduler import Job, run_jobs
 from autounet.pipeline.validation import ValidationOptions, is_validated, validate_fold
 from autounet.planning.store import plan_dataset
@@ -60,6 +63,8 @@ class RunOptions:
         workers: processes for fingerprinting, preprocessing and evaluation.
         training_overrides: TrainingConfig fields that override the budget's values.
         progress: show progress bars.
+        cluster_resources: with ``--cluster`` (Dask), the worker resources each training task needs (default one
+            ``GPU``; workers are started with ``--resources GPU=1``).
     """
 
     configurations: tuple[str, ...] = DEFAULT_CONFIGURATIONS
@@ -70,6 +75,8 @@ class RunOptions:
     workers: int = 2
     training_overrides: dict[str, object] = field(default_factory=dict)
     progress: bool = False
+    #: scale (issue 17): Dask worker resources each training task needs (None: no requirement)
+    cluster_resources: dict[str, float] | None = field(default_factory=lambda: {"GPU": 1})
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -204,10 +211,31 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
             _write_next_stage(workspace, name, plans_name, configuration, fold, device, job_config, say)
         say("train", f"{job.key} done")
 
-    result = run_jobs(jobs, list(options.devices), launch)
+    # -- scale (issue 17): with a Dask cluster in use (`--cluster`), every training is a task needing one GPU,
+    # -- the cascade's dependencies are task dependencies (pipeline/cluster.py); otherwise the local scheduler.
+    executor = current_executor()
+    if executor is not None and is_dask(executor):
+        work = functools.partial(_train_job_on_worker, workspace, name, plans_name, options, dict(ndims),
+                                 frozenset(feeds))
+        result = run_jobs_on_dask(executor, jobs, work, resources=options.cluster_resources,
+                                  on_done=lambda key, exc: say("train", f"{key} {'done' if exc is None else 'failed'}"))
+    else:
+        result = run_jobs(jobs, list(options.devices), launch)
     summary.trained.extend(result.finished)
     summary.failed.update({k: str(v) for k, v in result.failed.items()})
     summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
+
+
+def _train_job_on_worker(workspace: Workspace, name: str, plans_name: str, options: RunOptions,
+                         ndims: Mapping[str, int], feeds: frozenset[str], job: Job) -> None:
+    """One training job as a Dask task (scale, issue 17): train + validate on the worker's device."""
+    configuration, fold = job.payload  # type: ignore[misc]
+    device = options.devices[0] if len(options.devices) == 1 else "auto"
+    job_config = options.training_config(ndims[configuration])
+    _train_in_process(workspace, name, plans_name, configuration, fold, device, job_config, options)
+    if configuration in feeds:
+        _write_next_stage(workspace, name, plans_name, configuration, fold, device, job_config,
+                          lambda step, message: log.info("[%s] %s", step, message))
 
 
 def _fold_dir(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,

@@ -27,7 +27,12 @@ from autounet._parallel import map_as_completed
 from autounet.errors import DatasetError
 from autounet.labels import LabelSpec
 from autounet.preprocessing.pipeline import preprocess_case, preprocessing_hash
-from autounet.preprocessing.store import PROPERTIES_SUFFIX, case_files, remove_temporary_files, write_case
+from autounet.preprocessing.store import (
+    PROPERTIES_SUFFIX,
+    case_files,
+    remove_temporary_files,
+    write_case,
+)
 from autounet.schemas.plans import Plans
 from autounet.workspace import Workspace
 

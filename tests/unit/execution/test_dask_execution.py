@@ -15,15 +15,15 @@ import pytest
 pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from autounet._atomic import try_claim  # noqa: E402
-from autounet.evaluation import evaluate  # noqa: E402
-from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model  # noqa: E402
-from autounet.io import read_segmentation  # noqa: E402
-from autounet.pipeline.cluster import run_jobs_on_dask  # noqa: E402
-from autounet.pipeline.scheduler import Job  # noqa: E402
-from autounet.preprocessing.store import CaseStore  # noqa: E402
-from autounet.testing import make_synthetic_dataset  # noqa: E402
-from autounet.workspace import Workspace  # noqa: E402
+from autounet._atomic import try_claim
+from autounet.evaluation import evaluate
+from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
+from autounet.io import read_segmentation
+from autounet.pipeline.cluster import run_jobs_on_dask
+from autounet.pipeline.scheduler import Job
+from autounet.preprocessing.store import CaseStore
+from autounet.testing import make_synthetic_dataset
+from autounet.workspace import Workspace
 
 preprocess = importlib.import_module("autounet.preprocessing.run")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
