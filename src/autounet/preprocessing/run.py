@@ -13,7 +13,10 @@ process elsewhere is waited for instead of redone, and temporaries of live write
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -21,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autounet._atomic import atomic_path, claim_is_stale, try_claim
+from autounet._atomic import atomic_path, claim_is_stale, try_claim, write_json_atomic
 from autounet._log import get_logger
 from autounet._parallel import map_as_completed
 from autounet.errors import DatasetError
 from autounet.labels import LabelSpec
-from autounet.preprocessing.pipeline import preprocess_case, preprocessing_hash
+from autounet.preprocessing.pipeline import PreprocessedCase, _target_spacing, preprocess_case, preprocessing_hash
+from autounet.preprocessing.properties import CaseProperties
 from autounet.preprocessing.store import (
     PROPERTIES_SUFFIX,
     case_files,
@@ -40,8 +44,22 @@ log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
+class Target:
+    """One more configuration a task writes the same case for (see :class:`CaseTask`)."""
+
+    configuration: str
+    folder: Path
+    plans_sha256: str
+
+
+@dataclass(frozen=True)
 class CaseTask:
-    """Everything a worker needs to preprocess and store one case (picklable)."""
+    """Everything a worker needs to preprocess and store one case (picklable).
+
+    ``also``: further configurations of the same case. The case is read once; configurations whose preprocessing
+    gives the same arrays for this case (same normalization, resampling and target spacing - e.g. ``2d`` and
+    ``3d_fullres`` of isotropic data) share one preprocessing, and small arrays are hard-linked, not rewritten.
+    """
 
     case_id: str
     images: tuple[Path, ...]
@@ -51,11 +69,16 @@ class CaseTask:
     labels: LabelSpec
     folder: Path
     plans_sha256: str
+    also: tuple[Target, ...] = ()
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every configuration of this task, the main one first."""
+        return (Target(self.configuration, self.folder, self.plans_sha256), *self.also)
 
 
 @dataclass(frozen=True)
 class CaseResult:
-    """What a worker reports back."""
+    """What a worker reports back (``also``: the results of the task's further configurations)."""
 
     case_id: str
     configuration: str
@@ -63,8 +86,16 @@ class CaseResult:
     seconds: float
     #: ``processed`` (written here), ``claimed`` (another live process is on it), ``done`` (found up to date)
     status: str = "processed"
+    also: tuple[CaseResult, ...] = ()
+
+    def all(self) -> tuple[CaseResult, ...]:
+        """This result and those of the further configurations."""
+        return (self, *self.also)
 
 
+#: arrays up to this size are hard-linked between configurations with identical preprocessing (a 2D patch read
+#: from the other configuration's chunk layout then decompresses at most this much); larger ones are rewritten
+LINK_MAX_BYTES = 1 << 20
 CLAIM_SUFFIX = ".claim"
 #: how often a run waiting for cases claimed by another run looks again (seconds)
 CLAIM_POLL_S = 0.5
@@ -87,33 +118,86 @@ class ConfigurationSummary:
 
 
 def preprocess_and_store(task: CaseTask) -> CaseResult:
-    """Claim one case, read, preprocess and write it to the store (runs in a worker process).
+    """Claim one case, read, preprocess and write it to the store for each configuration (runs in a worker).
 
-    A case claimed by another live process is left to it (status ``claimed``); one found up to date once claimed
-    is not redone (status ``done``).
+    A configuration whose case is claimed by another live process is left to it (status ``claimed``); one found
+    up to date once claimed is not redone (status ``done``).
     """
     start = time.perf_counter()
-    claim = try_claim(claim_path(task.folder, task.case_id))
-    if claim is None:
-        return CaseResult(task.case_id, task.configuration, (), 0.0, status="claimed")
-    with claim:
-        if stored_hash(task.folder, task.case_id) == task.plans_sha256:
-            return CaseResult(task.case_id, task.configuration, (), time.perf_counter() - start, status="done")
-        return _preprocess_and_store(task, start)
+    with contextlib.ExitStack() as stack:
+        results: list[CaseResult] = []
+        todo: list[Target] = []
+        for target in task.targets():
+            claim = try_claim(claim_path(target.folder, task.case_id))
+            if claim is None:
+                results.append(CaseResult(task.case_id, target.configuration, (), 0.0, status="claimed"))
+                continue
+            stack.enter_context(claim)
+            if stored_hash(target.folder, task.case_id) == target.plans_sha256:
+                results.append(CaseResult(task.case_id, target.configuration, (), 0.0, status="done"))
+            else:
+                todo.append(target)
+        if todo:
+            results.extend(_preprocess_and_store(task, todo, start))
+    order = {t.configuration: i for i, t in enumerate(task.targets())}
+    results.sort(key=lambda r: order[r.configuration])
+    return dataclasses.replace(results[0], also=tuple(results[1:]))
 
 
-def _preprocess_and_store(task: CaseTask, start: float) -> CaseResult:
+def _sharing_key(task: CaseTask, name: str, spacing: tuple[float, ...]) -> str:
+    """What determines a configuration's arrays for this case: equal keys give identical arrays."""
+    config = task.plans.configuration(name)
+    return json.dumps([config.preprocessor, [c.to_dict() for c in config.normalization],
+                       config.resampling_data.to_dict(), config.resampling_seg.to_dict(),
+                       list(_target_spacing(config, spacing))], sort_keys=True)
+
+
+def _preprocess_and_store(task: CaseTask, targets: Sequence[Target], start: float) -> list[CaseResult]:
     from autounet.io import read_images, read_segmentation
 
     reader = task.plans.image_reader_writer
     images, geometry = read_images(list(task.images), reader=reader)
     seg = read_segmentation(task.label, reader=reader)[0] if task.label is not None else None
-    config = task.plans.configuration(task.configuration)
-    case = preprocess_case(images, seg, geometry, task.plans, config, labels=task.labels, case_id=task.case_id,
-                           plans_sha256=task.plans_sha256, copy=False)
-    del images, seg
-    write_case(task.folder, case.data, case.seg, case.properties, patch_size=config.patch_size)
-    return CaseResult(task.case_id, task.configuration, tuple(case.data.shape), time.perf_counter() - start)
+    spacing = tuple(float(geometry.spacing[t]) for t in task.plans.transpose_forward)
+    done: dict[str, tuple[Target, PreprocessedCase]] = {}
+    results = []
+    for i, target in enumerate(targets):
+        config = task.plans.configuration(target.configuration)
+        key = _sharing_key(task, target.configuration, spacing)
+        if key in done:
+            source, case = done[key]
+            props = dataclasses.replace(case.properties, configuration=config.name,
+                                        plans_sha256=target.plans_sha256)
+            if case.data.nbytes <= LINK_MAX_BYTES and _link_case(source.folder, target.folder, props):
+                pass
+            else:
+                write_case(target.folder, case.data, case.seg, props, patch_size=config.patch_size)
+        else:
+            last = i == len(targets) - 1
+            case = preprocess_case(images if last else images.copy(), seg, geometry, task.plans, config,
+                                   labels=task.labels, case_id=task.case_id, plans_sha256=target.plans_sha256,
+                                   copy=False)
+            write_case(target.folder, case.data, case.seg, case.properties, patch_size=config.patch_size)
+            done[key] = (target, case)
+        results.append(CaseResult(task.case_id, target.configuration, tuple(case.data.shape),
+                                  time.perf_counter() - start))
+    return results
+
+
+def _link_case(source: Path, folder: Path, props: CaseProperties) -> bool:
+    """Hard-link a stored case's array files into ``folder`` and write its own record; False if links fail."""
+    src, dst = case_files(source, props.case_id), case_files(folder, props.case_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    dst["properties"].unlink(missing_ok=True)
+    try:
+        for kind in ("data", "seg", "locations"):
+            with atomic_path(dst[kind]) as tmp:
+                tmp.unlink()
+                os.link(src[kind], tmp)
+    except OSError:  # no hard links on this file system: the caller writes the files
+        return False
+    write_json_atomic(dst["properties"], props.to_json_dict())
+    return True
 
 
 def stored_hash(folder: Path, case: str) -> str | None:
@@ -191,17 +275,22 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
         msg = f"Dataset {dataset_name} has no labelled training cases in {raw.root}."
         raise DatasetError(msg)
     summaries: dict[str, ConfigurationSummary] = {}
-    tasks: list[CaseTask] = []
+    per_case: dict[str, list[CaseTask]] = {}
     for name in _unique_configurations(plans, configurations):
         summary, todo = _prepare_configuration(workspace, dataset_name, plans, name, labels, labelled, clean=clean)
         summaries[name] = summary
-        tasks.extend(todo)
+        for task in todo:
+            per_case.setdefault(task.case_id, []).append(task)
+    # one task per case: read once, share identical preprocessing between configurations
+    tasks = [dataclasses.replace(first, also=tuple(Target(t.configuration, t.folder, t.plans_sha256) for t in rest))
+             for first, *rest in per_case.values()]
     start = time.perf_counter()
     elsewhere: list[CaseTask] = []
-    by_case = {(t.configuration, t.case_id): t for t in tasks}
+    by_case = {(t.configuration, t.case_id): t for tasks_ in per_case.values() for t in tasks_}
     for result in map_as_completed(preprocess_and_store, tasks, workers=workers, progress=progress,
                                    desc="preprocess", on_failure="Completed cases are kept. ", executor=executor):
-        _record(summaries[result.configuration], result, start, elsewhere, by_case)
+        for one in result.all():
+            _record(summaries[one.configuration], one, start, elsewhere, by_case)
     while elsewhere:  # cases another live run is working on: wait for them, take over if that run dies
         time.sleep(CLAIM_POLL_S)
         waiting, elsewhere = elsewhere, []
@@ -209,7 +298,8 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
             if stored_hash(task.folder, task.case_id) == task.plans_sha256:
                 summaries[task.configuration].skipped.append(task.case_id)
             elif claim_is_stale(claim_path(task.folder, task.case_id)):
-                _record(summaries[task.configuration], preprocess_and_store(task), start, elsewhere, by_case)
+                for one in preprocess_and_store(task).all():
+                    _record(summaries[one.configuration], one, start, elsewhere, by_case)
             else:
                 elsewhere.append(task)
     copied = copy_ground_truth(((c, f.label) for c, f in labelled.items() if f.label is not None),
