@@ -12,8 +12,8 @@ Where the tasks run:
 * ``workers > 1``: a local pool of spawned processes (:func:`local_pool`), started per call (no set-up), else
 * this process (no start-up cost; what tests use).
 
-Local workers end with their parent: each sets ``PR_SET_PDEATHSIG`` (Linux) and runs a watchdog thread that exits
-when the parent process is gone, so ``kill -9`` of a command leaves no worker behind. They also use one thread for
+Local workers are forked where that is safe (no import cost), else spawned. They end with their parent: each
+sets ``PR_SET_PDEATHSIG`` (Linux) and runs a watchdog thread that exits when the parent process is gone, so ``kill -9`` of a command leaves no worker behind. They also use one thread for
 BLAS/OpenMP/torch/blosc2 (the pool provides the parallelism; more threads per worker only add system time). A dead
 worker (usually out of memory) becomes an :class:`AutounetError` naming the step. On Dask a lost worker's task is
 run again on another worker by the scheduler; only a task that kills workers repeatedly fails.
@@ -97,14 +97,27 @@ def init_worker(parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     if "torch" in sys.modules:  # normally not loaded yet (spawned workers); the variables above cover that case
         sys.modules["torch"].set_num_threads(1)
+    if "numpy" in sys.modules:  # forked workers inherit loaded BLAS libraries: limit them where we can
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+
+            threadpool_limits(1)
+
+
+def start_method() -> str:
+    """``fork`` where it is safe and saves each worker its imports (Linux, torch not loaded, no other threads
+    besides progress-bar monitors), else ``spawn``: a parent holding CUDA or OpenMP threads (training) cannot
+    deadlock spawned workers."""
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return "spawn"
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != "tqdm_monitor"
+              and type(t).__name__ != "TMonitor"]
+    return "spawn" if others else "fork"
 
 
 def local_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` spawned processes that end with this process and use one thread each.
-
-    ``spawn`` (not ``fork``): a parent already holding CUDA or OpenMP threads (training) cannot deadlock them.
-    """
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"),
+    """A pool of ``workers`` processes that end with this process and use one thread each (see :func:`start_method`)."""
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context(start_method()),
                                initializer=init_worker, initargs=(os.getpid(),))
 
 

@@ -38,17 +38,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses ps --ppid and /proc")
-def test_workers_end_with_their_killed_parent() -> None:
-    code = ("import time\nfrom autounet._parallel import map_cases\n"
-            "map_cases(time.sleep, [60.0, 60.0], workers=2)\n")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_workers_end_with_their_killed_parent(method: str) -> None:
+    code = ("import time\nimport autounet._parallel as p\n"
+            f"p.start_method = lambda: {method!r}\n"
+            "p.map_cases(time.sleep, [60.0, 60.0], workers=2)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], env=_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.2)
-            workers = [p for p in _children(parent.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
-                       .decode("utf-8", "replace")] if parent.poll() is None else []
+            workers = _children(parent.pid) if parent.poll() is None else []
         assert len(workers) >= 2, "the pool did not start"
         others = _children(parent.pid)
         parent.send_signal(signal.SIGKILL)
