@@ -120,16 +120,21 @@ def open_cluster(cluster: str | None, *, config: str | os.PathLike[str] | None =
             msg = (f"Unknown --cluster {cluster!r}: use local-dask, tcp://HOST:PORT (a running Dask scheduler) or "
                    f"one of {', '.join(JOBQUEUE_SYSTEMS)} (with --cluster-config FILE).")
             raise ClusterError(msg)
-        log.info("Running per-case work on %s (%s).", cluster, client.dashboard_link or "no dashboard")
+        log.info("Running per-case work on %s (%d worker(s) connected).", cluster,
+                 len(client.scheduler_info().get("workers", {})))
         yield client
 
 
 def _connect(distributed: Any, address: str) -> Any:
     try:
         return distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
-    except (OSError, TimeoutError, ValueError) as exc:
+    except (OSError, TimeoutError) as exc:
         msg = (f"Cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s: start one with "
                f"`dask scheduler` (and workers with `dask worker {address}`) or check the address.")
+        raise ClusterError(msg) from exc
+    except Exception as exc:  # noqa: BLE001 - something answered, but not a Dask scheduler (or a bad address)
+        msg = (f"{address} is not a usable Dask scheduler ({type(exc).__name__}); check the address and port "
+               "(the scheduler's default is 8786).")
         raise ClusterError(msg) from exc
 
 
