@@ -284,6 +284,9 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
     # one task per case: read once, share identical preprocessing between configurations
     tasks = [dataclasses.replace(first, also=tuple(Target(t.configuration, t.folder, t.plans_sha256) for t in rest))
              for first, *rest in per_case.values()]
+    if tasks:
+        import blosc2  # noqa: F401, PLC0415 - imported once here: forked workers inherit it instead of each importing it
+
     start = time.perf_counter()
     elsewhere: list[CaseTask] = []
     by_case = {(t.configuration, t.case_id): t for tasks_ in per_case.values() for t in tasks_}
