@@ -24,7 +24,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
 
-from preprocessing_bench import (  # noqa: E402
+from preprocessing_bench import (
     compare_outputs,
     hippocampus_cases,
     make_raw,
@@ -43,7 +42,7 @@ from preprocessing_bench import (  # noqa: E402
     print_table,
     timed,
 )
-from reference import reference_env, reference_python, run_reference  # noqa: E402
+from reference import reference_env, reference_python, run_reference
 
 NAME = "Dataset004_Hippocampus"
 CONFIGS = ["3d_fullres", "2d"]

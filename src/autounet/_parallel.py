@@ -99,7 +99,7 @@ def init_worker(parent_pid: int) -> None:
         sys.modules["torch"].set_num_threads(1)
     if "numpy" in sys.modules:  # forked workers inherit loaded BLAS libraries: limit them where we can
         with contextlib.suppress(ImportError):
-            from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+            from threadpoolctl import threadpool_limits
 
             threadpool_limits(1)
 

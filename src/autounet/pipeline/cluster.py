@@ -132,7 +132,7 @@ def _connect(distributed: Any, address: str) -> Any:
         msg = (f"Cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s: start one with "
                f"`dask scheduler` (and workers with `dask worker {address}`) or check the address.")
         raise ClusterError(msg) from exc
-    except Exception as exc:  # noqa: BLE001 - something answered, but not a Dask scheduler (or a bad address)
+    except Exception as exc:  # something answered, but not a Dask scheduler (or a bad address)
         msg = (f"{address} is not a usable Dask scheduler ({type(exc).__name__}); check the address and port "
                "(the scheduler's default is 8786).")
         raise ClusterError(msg) from exc

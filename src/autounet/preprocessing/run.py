@@ -29,7 +29,12 @@ from autounet._log import get_logger
 from autounet._parallel import map_as_completed
 from autounet.errors import DatasetError
 from autounet.labels import LabelSpec
-from autounet.preprocessing.pipeline import PreprocessedCase, _target_spacing, preprocess_case, preprocessing_hash
+from autounet.preprocessing.pipeline import (
+    PreprocessedCase,
+    _target_spacing,
+    preprocess_case,
+    preprocessing_hash,
+)
 from autounet.preprocessing.properties import CaseProperties
 from autounet.preprocessing.store import (
     PROPERTIES_SUFFIX,
@@ -285,7 +290,7 @@ def run(workspace: Workspace, dataset_name: str, plans: Plans, configurations: S
     tasks = [dataclasses.replace(first, also=tuple(Target(t.configuration, t.folder, t.plans_sha256) for t in rest))
              for first, *rest in per_case.values()]
     if tasks:
-        import blosc2  # noqa: F401, PLC0415 - imported once here: forked workers inherit it instead of each importing it
+        import blosc2  # noqa: F401 - imported once here: forked workers inherit it instead of each importing it
 
     start = time.perf_counter()
     elsewhere: list[CaseTask] = []
