@@ -38,7 +38,7 @@ def test_cluster_config_files(tmp_path) -> None:
 
 def test_jobqueue_without_config_or_batch_command(tmp_path, monkeypatch) -> None:
     pytest.importorskip("distributed")
-    import autounet.pipeline.cluster as cluster
+    from autounet.pipeline import cluster
 
     monkeypatch.setattr(cluster.shutil, "which", lambda _cmd: None)
     with pytest.raises(ClusterError, match="'bsub' is not on this machine's PATH"), open_cluster("lsf"):
