@@ -36,3 +36,15 @@ def tmp_workspace(tmp_path: Path) -> Workspace:
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded per test (stable across runs)."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A local Dask cluster of 2 single-threaded worker processes (one ``GPU`` resource each), shared by the tests."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       resources={"GPU": 1})
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

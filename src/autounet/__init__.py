@@ -13,6 +13,7 @@ from autounet.api import (
     find_best,
     fingerprint,
     import_dataset,
+    on_cluster,
     plan,
     predict,
     preprocess,
@@ -22,5 +23,5 @@ from autounet.api import (
 )
 
 __version__ = VERSION
-__all__ = ["__version__", "evaluate", "find_best", "fingerprint", "import_dataset", "plan", "predict", "preprocess",
-           "run", "train", "verify"]
+__all__ = ["__version__", "evaluate", "find_best", "fingerprint", "import_dataset", "on_cluster", "plan", "predict",
+           "preprocess", "run", "train", "verify"]

@@ -12,9 +12,10 @@ Each function resolves the workspace once (``workspace=`` argument, else ``AUTOU
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,22 @@ def _ws(workspace: WorkspaceLike) -> Workspace:
     if isinstance(workspace, Workspace):
         return workspace.ensure()
     return resolve_workspace(workspace).ensure()
+
+
+@contextlib.contextmanager
+def on_cluster(cluster: str | None, *, cluster_config: str | os.PathLike[str] | None = None,
+               workers: int = 2) -> Iterator[Any]:
+    """Run the per-case work of every call inside the block where ``cluster`` says (the CLI's ``--cluster``).
+
+    ``cluster``: ``None`` (local process pool), ``"local-dask"``, ``"tcp://HOST:8786"``, or ``"slurm"``/``"pbs"``/
+    ``"sge"``/``"lsf"`` with ``cluster_config`` (YAML, see docs/cluster.md). Yields the executor (a Dask client).
+    Example: ``with autounet.on_cluster("local-dask"): autounet.preprocess(4, ["3d_fullres"])``.
+    """
+    from autounet._parallel import using
+    from autounet.pipeline.cluster import open_cluster
+
+    with open_cluster(cluster, config=cluster_config, workers=workers) as executor, using(executor):
+        yield executor
 
 
 def verify(dataset: str | int | os.PathLike[str], *, workspace: WorkspaceLike = None,
@@ -90,15 +107,20 @@ def plan(dataset: str | int | os.PathLike[str], *, preset: str = "default", gpu_
 
 def preprocess(dataset: str | int | os.PathLike[str], configurations: Sequence[str], *,
                plans_name: str = DEFAULT_PLANS_NAME, workers: int = 2, clean: bool = False,
-               workspace: WorkspaceLike = None) -> list[Any]:
-    """``autounet preprocess``: preprocess the labelled cases for ``configurations`` (resumable)."""
+               workspace: WorkspaceLike = None, cluster: str | None = None,
+               cluster_config: str | os.PathLike[str] | None = None) -> list[Any]:
+    """``autounet preprocess``: preprocess the labelled cases for ``configurations`` (resumable).
+
+    ``cluster``/``cluster_config``: where the cases run (see :func:`on_cluster`).
+    """
     from autounet.planning.store import read_plans_file
     from autounet.preprocessing import run as _preprocess
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
     plans = read_plans_file(ws.plans_file(name, plans_name))
-    return _preprocess(ws, name, plans, configurations, workers=workers, clean=clean)
+    with on_cluster(cluster, cluster_config=cluster_config, workers=workers):
+        return _preprocess(ws, name, plans, configurations, workers=workers, clean=clean)
 
 
 def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "full",
@@ -131,10 +153,12 @@ def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], o
             model_dir: str | os.PathLike[str] | None = None, folds: Sequence[int | str] | None = None,
             plans_name: str = DEFAULT_PLANS_NAME, checkpoint: str = "final", use_mirroring: bool = True,
             save_probabilities: bool = False, overwrite: bool = False, device: str = "auto",
-            workspace: WorkspaceLike = None) -> RunReport:
+            workspace: WorkspaceLike = None, cluster: str | None = None,
+            cluster_config: str | os.PathLike[str] | None = None) -> RunReport:
     """``autounet predict``: segment a folder (or files, or DICOM series) with a trained model.
 
-    Give either ``model_dir`` or ``dataset`` + ``configuration`` (the model folder in the workspace).
+    Give either ``model_dir`` or ``dataset`` + ``configuration`` (the model folder in the workspace). With
+    ``cluster`` (see :func:`on_cluster`) every case is a task; each worker loads the model once.
     """
     from autounet.errors import UsageError
     from autounet.inference import Predictor
@@ -145,15 +169,29 @@ def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], o
             raise UsageError(msg)
         ws = _ws(workspace)
         model_dir = ws.model_dir(ws.find_dataset(dataset), configuration, plans_name=plans_name)
-    predictor = Predictor.from_model_dir(model_dir, folds=folds, checkpoint=checkpoint, device=device,
+    if cluster is None:
+        predictor = Predictor.from_model_dir(model_dir, folds=folds, checkpoint=checkpoint, device=device,
+                                             use_mirroring=use_mirroring)
+        return predictor.predict_folder(source, output, save_probabilities=save_probabilities, overwrite=overwrite)
+    from autounet.inference.distributed import ModelSpec, predict_folder_on
+
+    predictor = Predictor.from_model_dir(model_dir, folds=folds, checkpoint=checkpoint, device="cpu",
                                          use_mirroring=use_mirroring)
-    return predictor.predict_folder(source, output, save_probabilities=save_probabilities, overwrite=overwrite)
+    spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=checkpoint, device=device,
+                     use_mirroring=use_mirroring)
+    with on_cluster(cluster, cluster_config=cluster_config) as executor:
+        return predict_folder_on(executor, predictor, spec, source, output, save_probabilities=save_probabilities,
+                                 overwrite=overwrite)
 
 
 def evaluate(pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], *, dataset: str | int | None = None,
              labels: Any = None, output: str | os.PathLike[str] | None = None,
-             workspace: WorkspaceLike = None, **options: Any) -> EvaluationSummary:
-    """``autounet evaluate``: metrics of a folder of predictions (labels from ``dataset`` or given)."""
+             workspace: WorkspaceLike = None, cluster: str | None = None,
+             cluster_config: str | os.PathLike[str] | None = None, **options: Any) -> EvaluationSummary:
+    """``autounet evaluate``: metrics of a folder of predictions (labels from ``dataset`` or given).
+
+    ``cluster``/``cluster_config``: where the cases run (see :func:`on_cluster`).
+    """
     from autounet.dataset import open_raw_dataset
     from autounet.errors import UsageError
     from autounet.evaluation import evaluate as _evaluate
@@ -164,7 +202,8 @@ def evaluate(pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], 
             msg = "evaluate needs labels or a dataset to read them from."
             raise UsageError(msg)
         labels = LabelSpec.from_dataset_spec(open_raw_dataset(dataset, _ws(workspace)).spec)
-    return _evaluate(pred_dir, ref_dir, labels=labels, output=output, **options)
+    with on_cluster(cluster, cluster_config=cluster_config, workers=int(options.get("workers", 2))):
+        return _evaluate(pred_dir, ref_dir, labels=labels, output=output, **options)
 
 
 def find_best(dataset: str | int, *, configurations: Sequence[str] = ("2d", "3d_fullres", "3d_lowres",
@@ -181,16 +220,19 @@ def find_best(dataset: str | int, *, configurations: Sequence[str] = ("2d", "3d_
 def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] | None = None,
         folds: Sequence[int] = (0, 1, 2, 3, 4), preset: str = "default", budget: str = "full",
         devices: Sequence[str] = ("auto",), workers: int = 2, workspace: WorkspaceLike = None,
-        **settings: Any) -> RunSummary:
+        cluster: str | None = None, cluster_config: str | os.PathLike[str] | None = None,
+        **training_overrides: Any) -> RunSummary:
     """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen.
 
-    ``settings`` are recipe and runtime fields (``docs/training.md``) overriding the ``budget``'s values.
+    ``cluster``/``cluster_config`` (see :func:`on_cluster`): per-case work and, on Dask, every training as a task
+    needing one GPU.
     """
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
 
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(settings))
+                         training_overrides=dict(training_overrides))
     if configurations:
         options = dataclasses.replace(options, configurations=tuple(configurations))
-    return _run(_ws(workspace), dataset, options=options)
+    with on_cluster(cluster, cluster_config=cluster_config, workers=workers):
+        return _run(_ws(workspace), dataset, options=options)

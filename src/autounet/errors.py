@@ -50,6 +50,10 @@ class CheckpointError(AutounetError):
     """A checkpoint that is missing or does not match the plans."""
 
 
+class ClusterError(AutounetError):
+    """A cluster that cannot be used: unreachable scheduler, missing batch system, bad cluster configuration."""
+
+
 _OS_ADVICE = {
     errno.ENOSPC: "free space on that disk or choose another --workspace / output folder, then run the command "
                   "again; finished work is kept",

@@ -68,7 +68,8 @@ def _command_modules() -> list[ModuleType]:
 
 
 def add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """``--workspace``, ``--debug``, ``--allow-external-data``, ``--quiet``, ``--no-progress``.
+    """``--workspace``, ``--debug``, ``--allow-external-data``, ``--quiet``, ``--no-progress``, ``--cluster``,
+    ``--cluster-config``.
 
     The top-level parser holds the defaults; each subcommand parser repeats the flags with ``SUPPRESS`` defaults, so
     a flag given before the subcommand is not reset by the subcommand's parser and one given after it also counts.
@@ -84,6 +85,11 @@ def add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
     parser.add_argument("--quiet", action="store_true", default=default(False), help="only warnings and errors")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=default(True),
                         help="no progress bars")
+    parser.add_argument("--cluster", metavar="WHERE", default=default(None),
+                        help="run per-case work (and `run`'s trainings) on Dask: local-dask, tcp://HOST:8786, or "
+                             "slurm|pbs|sge|lsf with --cluster-config (default: a local process pool)")
+    parser.add_argument("--cluster-config", metavar="YAML", default=default(None),
+                        help="dask-jobqueue settings for --cluster slurm|pbs|sge|lsf (see docs/cluster.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   allow_external_data=args.allow_external_data)
     try:
         _check_names(args)
-        code = int(args._run(args, ctx) or 0)
+        code = _run_on_cluster(args, ctx)
     except AutounetError as exc:
         ctx.remove_created()
         if args.debug:
@@ -160,6 +166,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         ctx.remove_created()
     return code
+
+
+def _run_on_cluster(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the command with the executor ``--cluster`` names installed for every stage (none: local pool)."""
+    if args.cluster is None:
+        if args.cluster_config is not None:
+            print(f"autounet {args.command}: warning: --cluster-config is ignored without --cluster", file=sys.stderr)
+        return int(args._run(args, ctx) or 0)
+    from autounet._parallel import using
+    from autounet.pipeline.cluster import open_cluster
+
+    workers = getattr(args, "workers", None) or 2
+    with open_cluster(args.cluster, config=args.cluster_config, workers=workers) as executor, using(executor):
+        return int(args._run(args, ctx) or 0)
 
 
 if __name__ == "__main__":

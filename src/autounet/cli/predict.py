@@ -97,19 +97,34 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     import torch
 
+    from autounet._parallel import current_executor
     from autounet.inference import Predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor = Predictor.from_model_dir(_model_dir(args, ctx), folds=args.folds, checkpoint=args.checkpoint,
-                                         device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta,
-                                         step=args.step, precision=args.precision)
+    executor = current_executor()  # --cluster: one task per case on the cluster's workers
+    model_dir = _model_dir(args, ctx)
+    predictor = Predictor.from_model_dir(model_dir, folds=args.folds, checkpoint=args.checkpoint,
+                                         device="cpu" if executor is not None else args.device,
+                                         tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
+                                         precision=args.precision)
     start, done, close = _progress(ctx.progress)
     try:
-        report = predictor.predict_folder(args.input, args.output, save_probabilities=args.save_probabilities,
-                                          overwrite=args.overwrite, part=args.part, parts=args.parts,
-                                          output_format=args.output_format, previous_stage_dir=args.prev_stage,
-                                          on_start=start, on_done=done)
+        if executor is not None:
+            from autounet.inference.distributed import ModelSpec, predict_folder_on
+
+            spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=args.checkpoint,
+                             device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
+                             precision=args.precision)
+            report = predict_folder_on(executor, predictor, spec, args.input, args.output,
+                                       save_probabilities=args.save_probabilities, overwrite=args.overwrite,
+                                       part=args.part, parts=args.parts, output_format=args.output_format,
+                                       on_start=start, on_done=done)
+        else:
+            report = predictor.predict_folder(args.input, args.output, save_probabilities=args.save_probabilities,
+                                              overwrite=args.overwrite, part=args.part, parts=args.parts,
+                                              output_format=args.output_format, previous_stage_dir=args.prev_stage,
+                                              on_start=start, on_done=done)
     finally:
         close()
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from autounet.cli import _options, _settings
@@ -31,8 +32,9 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     options = RunOptions(folds=tuple(args.folds), preset=args.preset, budget=args.budget,
                          devices=tuple(args.devices), workers=args.workers,
-                         training_overrides=_settings.training_settings(args), progress=ctx.progress,
-                         **({"configurations": tuple(args.configurations)} if args.configurations else {}))
+                         training_overrides=_settings.training_settings(args), progress=ctx.progress)
+    if args.configurations:
+        options = dataclasses.replace(options, configurations=tuple(args.configurations))
     summary = run_pipeline(ctx.workspace(), args.dataset, options=options,
                            on_step=lambda step, message: print(f"[{step}] {message}", flush=True))
     print(format_summary(summary))

@@ -12,15 +12,21 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from autounet._atomic import write_json_atomic
+from autounet._parallel import current_executor, map_ordered
 from autounet.dataset._case_checks import CaseContext, Problem, Tolerances, check_case
-from autounet.dataset.raw import IMAGES_TR, LABELS_TR, CaseFiles, RawDataset, discover, locate_dataset
+from autounet.dataset.raw import (
+    IMAGES_TR,
+    LABELS_TR,
+    CaseFiles,
+    RawDataset,
+    discover,
+    locate_dataset,
+)
 from autounet.errors import AutounetError, DatasetError
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.workspace import DATASET_JSON, Workspace
@@ -291,20 +297,22 @@ def _run_cases(cases: dict[str, CaseFiles], ctx: CaseContext, *, workers: int, p
                ) -> Iterable[tuple[list[Problem], list[Problem]]]:
     bar = _progress_bar(len(cases), enabled=progress)
     workers = min(workers, len(cases) // _CASES_PER_WORKER)  # starting a process costs about a second
-    if workers <= 1:
+    if workers <= 1 and current_executor() is None:
         for case, files in cases.items():
             result = check_case(case, files, ctx)
             bar(1)
             yield result
         bar(0, close=True)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(check_case, case, files, ctx) for case, files in cases.items()]
-        for fut in futures:
-            result = fut.result()
-            bar(1)
-            yield result
+    items = [(case, files, ctx) for case, files in cases.items()]
+    for result in map_ordered(_check_item, items, workers=workers, desc="verify"):
+        bar(1)
+        yield result
     bar(0, close=True)
+
+
+def _check_item(item: tuple[str, CaseFiles, CaseContext]) -> tuple[list[Problem], list[Problem]]:
+    return check_case(*item)
 
 
 def _progress_bar(total: int, *, enabled: bool) -> Callable[..., None]:

@@ -177,7 +177,8 @@ def evaluate(pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], 
              file_ending: str | None = None, nsd_tolerance_mm: float | None = DEFAULT_NSD_TOLERANCE_MM,
              ignore_label: int | None = None, workers: int = 1, progress: bool = False,
              output: str | os.PathLike[str] | None = None, strict: bool = False,
-             transform: Callable[[np.ndarray], np.ndarray] | None = None) -> EvaluationSummary:
+             transform: Callable[[np.ndarray], np.ndarray] | None = None,
+             executor: Any | None = None) -> EvaluationSummary:
     """Evaluate every prediction in ``pred_dir`` against the same-named reference in ``ref_dir``.
 
     Args:
@@ -194,6 +195,8 @@ def evaluate(pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], 
         strict: also require a prediction for every reference.
         transform: optional picklable function applied to every predicted label map before scoring (used by
             post-processing to score candidate steps without writing files).
+        executor: where the cases run (e.g. a ``dask.distributed.Client``); default: the one installed with
+            :func:`autounet._parallel.using`, else ``workers`` local processes.
 
     Returns:
         The :class:`EvaluationSummary`.
@@ -206,7 +209,7 @@ def evaluate(pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], 
     ending = file_ending or infer_file_ending(pred_dir)
     pairs = pair_cases(pred_dir, ref_dir, ending, strict=strict)
     tasks = [_Task(p, items, ignore, nsd_tolerance_mm, transform) for p in pairs]
-    cases = map_cases(_run_task, tasks, workers=workers, progress=progress, desc="evaluate")
+    cases = map_cases(_run_task, tasks, workers=workers, progress=progress, desc="evaluate", executor=executor)
     summary = summarize(cases, keys_of(items), nsd_tolerance_mm=nsd_tolerance_mm, ignore_label=ignore)
     if output is not None:
         write_summary(output, summary)

@@ -200,7 +200,7 @@ def choose_reader(raw_dataset: RawDatasetLike) -> str:
 
 
 def extract(raw_dataset: RawDatasetLike, *, workers: int = 1, progress: bool = False,
-            max_bins: int = DEFAULT_MAX_BINS) -> Fingerprint:
+            max_bins: int = DEFAULT_MAX_BINS, executor: Any | None = None) -> Fingerprint:
     """Compute the fingerprint of a raw dataset (parallel over cases; memory independent of the case count).
 
     Args:
@@ -209,12 +209,14 @@ def extract(raw_dataset: RawDatasetLike, *, workers: int = 1, progress: bool = F
         progress: show a progress bar on stderr.
         max_bins: distinct intensities kept per channel before percentiles become approximate (see
             :mod:`autounet.fingerprint.intensity`).
+        executor: where the cases run (default: the one installed with :func:`autounet._parallel.using`, else
+            ``workers`` local processes).
     """
     tasks = case_tasks(raw_dataset)
     signature = dataset_signature(raw_dataset)  # before reading: a change during extraction makes it stale
     num_channels = len(raw_dataset.spec.channel_names)
     summaries = map_ordered(analyze_task, tasks, workers=workers, progress=progress,
-                            desc="Extracting dataset fingerprint")
+                            desc="Extracting dataset fingerprint", executor=executor)
     fingerprint = aggregate(summaries, num_channels=num_channels, max_bins=max_bins)
     provenance = make_provenance("autounet.fingerprint")
     provenance["dataset_signature"] = signature

@@ -13,6 +13,7 @@ all of them.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from autounet._log import get_logger
+from autounet._parallel import current_executor, is_dask
 from autounet.dataset import open_raw_dataset, verify
 from autounet.ensembling.find_best import find_best
 from autounet.errors import AutounetError, DatasetError, UsageError
@@ -31,12 +33,14 @@ from autounet.pipeline.cascade import (
     previous_stages,
     with_previous_stages,
 )
+from autounet.pipeline.cluster import run_jobs_on_dask
 from autounet.pipeline.scheduler import Job, run_jobs
 from autounet.pipeline.training import (
     FoldResult,
     ProcessSubmitter,
     Submit,
     TrainingJob,
+    run_training,
     submit_inline,
 )
 from autounet.pipeline.validation import ValidationOptions, is_validated
@@ -74,6 +78,8 @@ class RunOptions:
         workers: processes for fingerprinting, preprocessing and evaluation.
         training_overrides: recipe or runtime settings (``autounet.schemas.training``) overriding the budget's.
         progress: show progress bars.
+        cluster_resources: with ``--cluster`` (Dask), the worker resources each training task needs (default one
+            ``GPU``; workers are started with ``--resources GPU=1``).
     """
 
     configurations: tuple[str, ...] = DEFAULT_CONFIGURATIONS
@@ -84,6 +90,8 @@ class RunOptions:
     workers: int = 2
     training_overrides: dict[str, object] = field(default_factory=dict)
     progress: bool = False
+    #: scale (issue 17): Dask worker resources each training task needs (None: no requirement)
+    cluster_resources: dict[str, float] | None = field(default_factory=lambda: {"GPU": 1})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budget", canonical_budget(self.budget))
@@ -222,13 +230,20 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
                            f"({report.seconds:.1f} s), {len(report.skipped)} up to date")
         say("train", f"{job.key} done")
 
-    with _submitter(submit, len(options.devices)) as send:
-        def start(job: Job, device: str) -> Future[Any]:
-            training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
-            say("train", f"{job.key} on {device}")
-            return send(training_job, replace(runtime, device=device))
+    executor = current_executor()
+    if executor is not None and is_dask(executor):  # --cluster: every training a Dask task needing one GPU
+        device = options.devices[0] if len(options.devices) == 1 else "auto"
+        result = run_jobs_on_dask(executor, jobs, functools.partial(_train_job_on_worker, device),
+                                  resources=options.cluster_resources,
+                                  on_done=lambda key, exc: say("train", f"{key} {'done' if exc is None else 'failed'}"))
+    else:
+        with _submitter(submit, len(options.devices)) as send:
+            def start(job: Job, device: str) -> Future[Any]:
+                training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
+                say("train", f"{job.key} on {device}")
+                return send(training_job, replace(runtime, device=device))
 
-        result = run_jobs(jobs, list(options.devices), start, on_done=done)
+            result = run_jobs(jobs, list(options.devices), start, on_done=done)
     summary.trained.extend(result.finished)
     summary.failed.update({k: str(v) for k, v in result.failed.items()})
     summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
@@ -244,6 +259,12 @@ def _submitter(submit: Submit | None, devices: int) -> Iterator[Submit]:
     else:
         with ProcessSubmitter(devices) as pool:
             yield pool
+
+
+def _train_job_on_worker(device: str, job: Job) -> None:
+    """One training job as a Dask task: train, validate and write next-stage inputs on the worker's device."""
+    training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
+    run_training(training_job, runtime=replace(runtime, device=device))
 
 
 def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from autounet._atomic import atomic_path, write_json_atomic
+from autounet._atomic import atomic_path, is_abandoned, is_temporary, write_json_atomic
 from autounet.errors import DatasetError, SchemaError, WorkspaceError
 from autounet.preprocessing.properties import (
     CaseProperties,
@@ -256,13 +256,16 @@ def repair_command(folder: Path, configuration: str | None = None) -> str:
 
 
 def remove_temporary_files(folder: str | os.PathLike[str]) -> int:
-    """Delete leftovers of interrupted writes (``.<name>.<random>.tmp...``); returns how many were removed."""
+    """Delete leftovers of interrupted writes (``.<name>.<owner>.<random>.tmp...``); returns how many were removed.
+
+    Temporaries of a live writer (another command on the same dataset, maybe on another machine) are kept.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     removed = 0
     for path in folder.iterdir():
-        if path.name.startswith(".") and ".tmp" in path.name and path.is_file():
+        if is_temporary(path) and path.is_file() and is_abandoned(path):
             path.unlink(missing_ok=True)
             removed += 1
     return removed

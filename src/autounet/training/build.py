@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from autounet._atomic import write_json_atomic
+from autounet._atomic import atomic_path, write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import UsageError
 from autounet.planning.store import read_plans_file
@@ -121,10 +121,9 @@ def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans,
     write_json_atomic(model_dir / PLANS_JSON, plans.to_dict())
     for name, src in ((DATASET_JSON, workspace.preprocessed_dataset_json(dataset_name)),
                       (FINGERPRINT_JSON, workspace.fingerprint_file(dataset_name))):
-        if src.is_file():
-            tmp = model_dir / f".{name}.tmp"
-            shutil.copyfile(src, tmp)
-            tmp.replace(model_dir / name)
+        if src.is_file():  # per-writer temporary: folds training at once (cluster tasks) share this folder
+            with atomic_path(model_dir / name) as tmp:
+                shutil.copyfile(src, tmp)
 
 
 def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epochs: int) -> TrainingConfig:
