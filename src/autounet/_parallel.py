@@ -12,11 +12,12 @@ Where the tasks run:
 * ``workers > 1``: a local pool of spawned processes (:func:`local_pool`), started per call (no set-up), else
 * this process (no start-up cost; what tests use).
 
-Local workers are forked where that is safe (no import cost), else spawned. They end with their parent: each
-sets ``PR_SET_PDEATHSIG`` (Linux) and runs a watchdog thread that exits when the parent process is gone, so
-``kill -9`` of a command leaves no worker behind. They also use one thread for BLAS/OpenMP/torch/blosc2 (the
-pool provides the parallelism; more threads per worker only add system time). A dead worker (usually out of memory) becomes an :class:`AutounetError` naming the step. On Dask a lost worker's task is
-run again on another worker by the scheduler; only a task that kills workers repeatedly fails.
+Local workers are forked where that is safe (no import cost), else spawned. They end with their parent: each sets
+``PR_SET_PDEATHSIG`` (Linux) and runs a watchdog thread that exits when the parent process is gone, so ``kill -9``
+of a command leaves no worker behind. They also use one thread for BLAS/OpenMP/torch/blosc2 (the pool provides the
+parallelism; more threads per worker only add system time). A dead worker (usually out of memory) becomes an
+:class:`AutounetError` naming the step. On Dask a lost worker's task is run again on another worker by the
+scheduler; only a task that kills workers repeatedly fails.
 """
 
 from __future__ import annotations
