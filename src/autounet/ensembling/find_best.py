@@ -30,7 +30,7 @@ from autounet.labels import LabelSpec
 from autounet.postprocessing.decide import determine
 from autounet.schemas._base import make_provenance
 from autounet.schemas.dataset import load_dataset_spec
-from autounet.schemas.plans import load_plans
+from autounet.planning.store import read_plans_file
 from autounet.schemas.results import (
     EvaluationSummary,
     InferenceInformation,
@@ -96,7 +96,7 @@ def available_models(workspace: Workspace, dataset: str, *, trainers: Sequence[s
 
 
 def _configuration_names(plans_file: Path) -> list[str] | None:
-    return load_plans(plans_file).configuration_names() if plans_file.is_file() else None
+    return read_plans_file(plans_file).configuration_names() if plans_file.is_file() else None
 
 
 def previous_stage(model_dir: Path, configuration: str) -> str | None:
@@ -105,7 +105,7 @@ def previous_stage(model_dir: Path, configuration: str) -> str | None:
     if not plans_file.is_file():
         return None
     try:
-        value = load_plans(plans_file).resolved_dict(configuration).get("previous_stage")
+        value = read_plans_file(plans_file).resolved_dict(configuration).get("previous_stage")
     except PlansError:
         return None
     return None if value is None else str(value)
