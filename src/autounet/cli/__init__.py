@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from autounet._log import enable_logging
+from autounet.cli._reference_flags import translate
 from autounet.errors import AutounetError
 from autounet.workspace import Workspace, resolve_workspace
 
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="autounet 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=[common])
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=[common],
+                           allow_abbrev=False)  # a prefix of ours never stands in for another option
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -72,7 +74,14 @@ def _tolerate_any_locale() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autounet`` console script."""
     _tolerate_any_locale()
+    try:  # nnU-Net's spellings (-device, -chk, --disable_tta, ...) -> ours, before argparse can misread them
+        argv, notes = translate(sys.argv[1:] if argv is None else argv)
+    except AutounetError as exc:
+        print(f"autounet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = build_parser().parse_args(argv)
+    for note in notes:
+        print(f"autounet {args.command}: note: {note}", file=sys.stderr)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
                   progress=args.progress and not args.quiet and sys.stderr.isatty())
