@@ -22,9 +22,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from reference import run_reference_python  # noqa: E402
+from reference import run_reference_python
 
-from autounet.planning.reference import export_network  # noqa: E402
+from autounet.planning.reference import export_network
 
 OUT = REPO / "tests" / "data" / "golden" / "compat" / "state_keys.json"
 

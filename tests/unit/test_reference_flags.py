@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from autounet.cli import build_parser, main
-from autounet.cli._reference_flags import COMMANDS, IGNORE, MAP, POSITIONAL, REFUSE, SAME, render_markdown, translate
+from autounet.cli._reference_flags import (
+    COMMANDS,
+    IGNORE,
+    MAP,
+    POSITIONAL,
+    REFUSE,
+    SAME,
+    render_markdown,
+    translate,
+)
 from autounet.errors import UsageError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "nnunet-compat-cli.md"

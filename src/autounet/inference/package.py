@@ -38,7 +38,13 @@ from autounet.errors import CheckpointError, PlansError, SchemaError, UsageError
 from autounet.inference.model import checkpoint_file_name, detect_folds
 from autounet.planning.reference import export_plans
 from autounet.planning.store import read_plans_file
-from autounet.schemas._base import PACKAGE_VERSION, make_provenance, read_json, unwrap, wrap
+from autounet.schemas._base import (
+    PACKAGE_VERSION,
+    make_provenance,
+    read_json,
+    unwrap,
+    wrap,
+)
 from autounet.training.checkpoint import load_checkpoint
 from autounet.workspace import (
     DATASET_DIR_PATTERN,
@@ -238,7 +244,10 @@ def _pack_model(root: Path, model_dir: Path, config: str, folds: Sequence[int | 
 
 def _inference_checkpoint(path: Path, network: Any) -> bytes:
     """The entries the reference's predictor reads, weights under its names; serialised weights-only-safe."""
-    from autounet.networks.reference_compat import convert_reference_state_dict, to_reference_state_dict
+    from autounet.networks.reference_compat import (
+        convert_reference_state_dict,
+        to_reference_state_dict,
+    )
 
     content = load_checkpoint(path)
     weights = content.get("network_weights")

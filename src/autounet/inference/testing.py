@@ -23,7 +23,13 @@ from autounet.planning.reference import export_plans
 from autounet.schemas.dataset import DatasetSpec
 from autounet.schemas.plans import Plans
 from autounet.training.checkpoint import FINAL, save_checkpoint
-from autounet.workspace import DATASET_JSON, DEFAULT_TRAINER, PLANS_JSON, fold_dir_name, model_dir_name
+from autounet.workspace import (
+    DATASET_JSON,
+    DEFAULT_TRAINER,
+    PLANS_JSON,
+    fold_dir_name,
+    model_dir_name,
+)
 
 TINY_LABELS = {"background": 0, "liver": 1, "tumour": 2}
 

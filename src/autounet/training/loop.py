@@ -24,7 +24,10 @@ import torch
 
 from autounet._log import get_logger
 from autounet.errors import CheckpointError
-from autounet.networks.reference_compat import convert_reference_state_dict, to_reference_state_dict
+from autounet.networks.reference_compat import (
+    convert_reference_state_dict,
+    to_reference_state_dict,
+)
 from autounet.schemas.training import TrainingConfig
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
@@ -112,7 +115,7 @@ class _StopFlag:
     def __init__(self) -> None:
         self.requested = False
 
-    def handler(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+    def handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True

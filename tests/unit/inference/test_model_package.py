@@ -14,7 +14,12 @@ import torch
 from autounet.cli import main
 from autounet.errors import UsageError
 from autounet.inference import Predictor
-from autounet.inference.package import MODEL_CARD, export_package, extract_package, install_package
+from autounet.inference.package import (
+    MODEL_CARD,
+    export_package,
+    extract_package,
+    install_package,
+)
 from autounet.io import ImageGeometry, read_segmentation, write_image
 
 DS = "Dataset900_Tiny"
