@@ -81,8 +81,9 @@ from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 pre = join(nnUNet_preprocessed, "Dataset004_Hippocampus")
-trainer = nnUNetTrainer(load_json(join(pre, "nnUNetPlans.json")), "3d_fullres", 0, load_json(join(pre, "dataset.json")),
-                        device=torch.device("cpu"))
+plans = load_json(join(pre, "nnUNetPlans.json"))
+plans["continue_training"] = False  # what nnUNetv2_train's get_trainer_from_args adds
+trainer = nnUNetTrainer(plans, "3d_fullres", 0, load_json(join(pre, "dataset.json")), device=torch.device("cpu"))
 trainer.num_epochs = EPOCHS
 trainer.num_iterations_per_epoch = ITERS
 trainer.num_val_iterations_per_epoch = 2
