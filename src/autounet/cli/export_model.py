@@ -41,8 +41,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         try:
             from autounet.inference.onnx import export_onnx  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
-            raise UsageError("ONNX export is not available in this installation (autounet.inference.onnx is "
-                             "missing); use --format zip.") from exc
+            raise UsageError(f"ONNX export is not available in this installation ({exc}); use --format zip.") \
+                from exc
         model_dir = workspace.model_dir(dataset, args.configurations[0], plans_name=args.plans, trainer=args.trainer)
         from autounet.inference.model import checkpoint_file_name
 

@@ -55,3 +55,29 @@ def test_reference_layout_folder_predicts_like_ours(make_model, rng, tmp_path):
     a = Predictor.from_model_dir(ours, device="cpu", use_mirroring=False).predict(img, (1.0, 1.0, 1.0))
     b = Predictor.from_model_dir(ref, device="cpu", use_mirroring=False).predict(img, (1.0, 1.0, 1.0))
     np.testing.assert_array_equal(a.segmentation, b.segmentation)
+
+
+def test_training_writes_reference_plans_and_names_with_fallback(caplog) -> None:
+    """What `autounet train` stores: nnU-Net's plans schema and names; ours when there is no equivalent."""
+    import dataclasses
+
+    from autounet import networks
+    from autounet.inference.testing import tiny_plans
+
+    from autounet.training.build import portable_plans
+    from autounet.training.loop import portable_weights
+
+    plans = tiny_plans()
+    stored = portable_plans(plans)
+    assert "schema" not in stored and stored["configurations"]["3d_fullres"]["architecture"]["network_class_name"] \
+        .endswith("PlainConvUNet")
+    spec = plans.configuration("3d_fullres").network
+    net = networks.build(spec, in_channels=1, num_outputs=3)
+    ref = portable_weights(net.state_dict(), spec)
+    assert any(k.startswith("decoder.encoder.") for k in ref)
+    net.load_state_dict(networks.convert_reference_state_dict(ref))
+    ours = net.state_dict()
+    odd = dataclasses.replace(spec, name="some_other_net")
+    assert list(portable_weights(ours, odd)) == list(ours)
+    assert "keep autounet names" in caplog.text
+    assert portable_weights(ours, None) is ours

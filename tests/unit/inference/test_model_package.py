@@ -131,3 +131,12 @@ def test_reference_style_zip_without_card_installs(trained: Path, tmp_path: Path
     result = install_package(_zip(tmp_path / "ref.zip", members), tmp_path / "other")
     assert not result.verified and result.model_dirs == (tmp_path / "other" / DS / MODEL,)
     assert Predictor.from_model_dir(result.model_dirs[0], device="cpu").model.folds == ("0", "1")
+
+
+def test_export_model_cli_onnx_needs_one_configuration(trained: Path, tmp_path: Path, capsys) -> None:
+    ws = trained.parent.parent
+    assert main(["export-model", "-d", DS, "-o", str(tmp_path / "m.onnx"), "--format", "onnx",
+                 "--workspace", str(ws)]) == 2
+    assert "-c CONFIG" in capsys.readouterr().err
+    assert main(["export-model", "-d", DS, "-o", str(tmp_path / "m.zip"), "--workspace", str(ws)]) == 0
+    assert "folds 0, 1" in capsys.readouterr().out
