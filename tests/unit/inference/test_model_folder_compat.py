@@ -63,7 +63,6 @@ def test_training_writes_reference_plans_and_names_with_fallback(caplog) -> None
 
     from autounet import networks
     from autounet.inference.testing import tiny_plans
-
     from autounet.training.build import portable_plans
     from autounet.training.loop import portable_weights
 
