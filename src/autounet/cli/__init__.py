@@ -27,6 +27,7 @@ from types import ModuleType
 from autounet._log import enable_logging
 from autounet._version import VERSION
 from autounet.cli import _options
+from autounet.cli._reference_flags import translate
 from autounet.errors import AutounetError, describe_os_error
 from autounet.names import check_name
 from autounet.workspace import Workspace, resolve_workspace
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=[common])
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=[common],
+                           allow_abbrev=False)  # a prefix of ours never stands in for another option
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -138,9 +140,16 @@ def _error_line(command: str, message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``autounet`` console script."""
     _tolerate_any_locale()
+    try:  # nnU-Net's spellings (-device, -chk, --disable_tta, ...) -> ours, before argparse can misread them
+        argv, notes = translate(sys.argv[1:] if argv is None else argv)
+    except AutounetError as exc:
+        print(f"autounet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     parser = build_parser()
     args = parser.parse_args(argv)
     _options.finish(parser, args)
+    for note in notes:
+        print(f"autounet {args.command}: note: {note}", file=sys.stderr)
     enable_logging(logging.WARNING if args.quiet else logging.INFO)
     ctx = Context(workspace_arg=args.workspace, quiet=args.quiet,
                   progress=args.progress and not args.quiet and sys.stderr.isatty(),

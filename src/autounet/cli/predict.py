@@ -21,13 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT",
                         help="a folder of <case>_0000<ending> files, a list of files, or DICOM series folder(s)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    model = parser.add_argument_group("model (either -d and -c, or -m)")
+    model = parser.add_argument_group("model (either -d and -c, or -m; -c picks a model in a zip)")
     model.add_argument("-d", "--dataset", help="dataset id (4) or name (Dataset004_Hippocampus) in the workspace")
     model.add_argument("-c", "--configuration", help="configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres)")
     model.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
     model.add_argument("--trainer", default=None, help="trainer name in the model folder (default nnUNetTrainer)")
-    model.add_argument("-m", "--model", metavar="MODEL_FOLDER",
-                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace")
+    model.add_argument("-m", "--model", metavar="MODEL_FOLDER|ZIP",
+                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace, or a model "
+                            "package zip (export-model / nnU-Net), extracted safely to a temporary folder")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: every fold with the checkpoint, fold_all excluded)")
     parser.add_argument("--checkpoint", choices=("final", "best", "latest"), default="final",
@@ -52,11 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _model_dir(args: argparse.Namespace, ctx: Any) -> Any:
+def _model_dir(args: argparse.Namespace, ctx: Any, stack: Any) -> Any:
+    import zipfile
     from pathlib import Path
 
     from autounet.errors import UsageError
 
+    if args.model and Path(args.model).is_file() and zipfile.is_zipfile(args.model):
+        if args.dataset:
+            raise UsageError("Give either -m MODEL.zip (with -c to pick a model) or -d DATASET, not both.")
+        from autounet.inference.package import open_package
+
+        package = stack.enter_context(open_package(args.model))
+        return package.select(configuration=args.configuration, trainer=args.trainer,
+                              plans_name=args.plans if args.plans != "nnUNetPlans" else None)
     if args.model:
         if args.dataset or args.configuration:
             raise UsageError("Give either -m MODEL_FOLDER or -d DATASET -c CONFIG, not both.")
@@ -94,6 +104,7 @@ def _progress(enabled: bool) -> tuple[Any, Any, Any]:
 def run(args: argparse.Namespace, ctx: Any) -> int:
     """Predict, then list written/skipped/failed cases."""
     import json
+    from contextlib import ExitStack
 
     import torch
 
@@ -102,31 +113,33 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    executor = current_executor()  # --cluster: one task per case on the cluster's workers
-    model_dir = _model_dir(args, ctx)
-    predictor = Predictor.from_model_dir(model_dir, folds=args.folds, checkpoint=args.checkpoint,
-                                         device="cpu" if executor is not None else args.device,
-                                         tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
-                                         precision=args.precision)
-    start, done, close = _progress(ctx.progress)
-    try:
-        if executor is not None:
-            from autounet.inference.distributed import ModelSpec, predict_folder_on
+    with ExitStack() as stack:  # a zipped model stays extracted while predicting
+        executor = current_executor()  # --cluster: one task per case on the cluster's workers
+        model_dir = _model_dir(args, ctx, stack)
+        predictor = Predictor.from_model_dir(model_dir, folds=args.folds, checkpoint=args.checkpoint,
+                                             device="cpu" if executor is not None else args.device,
+                                             tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
+                                             precision=args.precision)
+        start, done, close = _progress(ctx.progress)
+        try:
+            if executor is not None:
+                from autounet.inference.distributed import ModelSpec, predict_folder_on
 
-            spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=args.checkpoint,
-                             device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
-                             precision=args.precision)
-            report = predict_folder_on(executor, predictor, spec, args.input, args.output,
-                                       save_probabilities=args.save_probabilities, overwrite=args.overwrite,
-                                       part=args.part, parts=args.parts, output_format=args.output_format,
-                                       on_start=start, on_done=done)
-        else:
-            report = predictor.predict_folder(args.input, args.output, save_probabilities=args.save_probabilities,
-                                              overwrite=args.overwrite, part=args.part, parts=args.parts,
-                                              output_format=args.output_format, previous_stage_dir=args.prev_stage,
-                                              on_start=start, on_done=done)
-    finally:
-        close()
+                spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=args.checkpoint,
+                                 device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta,
+                                 step=args.step, precision=args.precision)
+                report = predict_folder_on(executor, predictor, spec, args.input, args.output,
+                                           save_probabilities=args.save_probabilities, overwrite=args.overwrite,
+                                           part=args.part, parts=args.parts, output_format=args.output_format,
+                                           on_start=start, on_done=done)
+            else:
+                report = predictor.predict_folder(args.input, args.output,
+                                                  save_probabilities=args.save_probabilities,
+                                                  overwrite=args.overwrite, part=args.part, parts=args.parts,
+                                                  output_format=args.output_format,
+                                                  previous_stage_dir=args.prev_stage, on_start=start, on_done=done)
+        finally:
+            close()
     if args.json:
         print(json.dumps({"written": report.written, "skipped": report.skipped, "seconds": report.seconds,
                           "failed": [f.__dict__ for f in report.failed]}))

@@ -25,7 +25,7 @@ from autounet.labels import LabelSpec
 from autounet.planning.store import read_plans_file
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.schemas.plans import ConfigurationPlan, Plans
-from autounet.training.checkpoint import BEST, FINAL, LATEST, load_checkpoint, strip_module_prefix
+from autounet.training.checkpoint import BEST, FINAL, LATEST, load_checkpoint
 from autounet.workspace import DATASET_JSON, FOLD_DIR_PREFIX, PLANS_JSON, fold_dir_name
 
 log = get_logger(__name__)
@@ -130,10 +130,7 @@ def _weights(content: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(weights, dict):
         msg = f"Checkpoint {path} has no 'network_weights'."
         raise CheckpointError(msg)
-    weights = strip_module_prefix(weights)
-    if any(".all_modules." in k for k in weights):  # a reference (nnU-Net) checkpoint
-        weights = networks.convert_reference_state_dict(weights)
-    return weights
+    return networks.convert_reference_state_dict(weights)  # nnU-Net's names -> ours (ours stay as they are)
 
 
 def _build_network(model: LoadedModel, weights: dict[str, torch.Tensor], path: Path, *,
@@ -168,12 +165,13 @@ def load_model(model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] 
         contents.append((path, load_checkpoint(path)))
     first = contents[0][1]
     config = plans.configuration(_configuration_name(first, model_dir))
-    default_axes = tuple(range(config.ndim))
-    mirror = first.get("inference_allowed_mirroring_axes")
+    mirror = first.get("inference_allowed_mirroring_axes")  # None (or absent): no test-time mirroring
+    if mirror is None:
+        log.info("%s allows no test-time mirroring (inference_allowed_mirroring_axes is None).", model_dir.name)
     model = LoadedModel(model_dir=model_dir, plans=plans, configuration=config, dataset=dataset, labels=labels,
                         trainer=str(first.get("trainer_name") or model_dir.name.split("__")[0]),
                         folds=tuple(fold_list), checkpoint=name,
-                        mirror_axes=tuple(int(a) for a in mirror) if mirror is not None else default_axes,
+                        mirror_axes=tuple(int(a) for a in mirror) if mirror is not None else (),
                         networks=[])
     model.networks = [_build_network(model, _weights(content, path), path, device=device)
                       for path, content in contents]

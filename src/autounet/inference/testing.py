@@ -19,6 +19,7 @@ from autounet import networks
 from autounet._atomic import write_json_atomic
 from autounet.labels import LabelSpec
 from autounet.planning.normalization import resampling_components
+from autounet.planning.reference import export_plans
 from autounet.schemas.dataset import DatasetSpec
 from autounet.schemas.plans import Plans, entries
 from autounet.training.checkpoint import FINAL, save_checkpoint
@@ -84,16 +85,21 @@ def tiny_dataset(*, channels: int = 1, file_ending: str = ".nii.gz", labels: dic
 def write_random_model(results_dataset_dir: str | os.PathLike[str], plans: Plans, dataset: DatasetSpec,
                        configuration: str, *, folds: Sequence[int | str] = (0,), seed: int = 0,
                        trainer: str = DEFAULT_TRAINER, checkpoint_name: str = FINAL,
-                       mirror_axes: Sequence[int] | None = None) -> Path:
-    """Write ``<results_dataset_dir>/<Trainer>__<Plans>__<configuration>/`` with random weights; return it."""
+                       mirror_axes: Sequence[int] | None = None, mirroring: bool = True,
+                       reference_layout: bool = False) -> Path:
+    """Write ``<results_dataset_dir>/<Trainer>__<Plans>__<configuration>/`` with random weights; return it.
+
+    ``mirroring=False`` stores ``inference_allowed_mirroring_axes = None`` (no test-time mirroring);
+    ``reference_layout`` writes the plans and weight names as ``autounet train`` does (nnU-Net's schema).
+    """
     config = plans.configuration(configuration)
     labels = LabelSpec.from_dataset_spec(dataset)
     in_channels = dataset.num_channels + (len(labels.foreground_labels) if config.previous_stage else 0)
     model_dir = Path(results_dataset_dir) / model_dir_name(trainer, plans.plans_name, configuration)
     model_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(model_dir / PLANS_JSON, plans.to_dict())
+    write_json_atomic(model_dir / PLANS_JSON, export_plans(plans) if reference_layout else plans.to_dict())
     write_json_atomic(model_dir / DATASET_JSON, dataset.to_dict())
-    axes = tuple(mirror_axes) if mirror_axes is not None else tuple(range(config.ndim))
+    axes = None if not mirroring else tuple(mirror_axes) if mirror_axes is not None else tuple(range(config.ndim))
     for i, fold in enumerate(folds):
         torch.manual_seed(seed + i)
         net = networks.build(config.network, in_channels=in_channels, num_outputs=labels.num_outputs,
@@ -101,7 +107,8 @@ def write_random_model(results_dataset_dir: str | os.PathLike[str], plans: Plans
         fold_dir = model_dir / fold_dir_name(fold)
         fold_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(fold_dir / checkpoint_name, {
-            "network_weights": net.state_dict(),
+            "network_weights": networks.to_reference_state_dict(net.state_dict(), config.network)
+            if reference_layout else net.state_dict(),
             "init_args": {"configuration": configuration, "fold": fold},
             "trainer_name": trainer,
             "inference_allowed_mirroring_axes": axes,

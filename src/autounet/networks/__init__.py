@@ -11,7 +11,7 @@ Typical use::
 
 from __future__ import annotations
 
-from autounet.networks.reference_compat import convert_reference_state_dict
+from autounet.networks.reference_compat import convert_reference_state_dict, to_reference_state_dict
 from autounet.networks.registry import (
     NETWORKS,
     build,
@@ -27,6 +27,7 @@ __all__ = [
     "UNet",
     "build",
     "convert_reference_state_dict",
+    "to_reference_state_dict",
     "count_parameters",
     "output_strides",
     "set_deep_supervision",

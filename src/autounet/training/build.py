@@ -23,7 +23,7 @@ import torch
 
 from autounet._atomic import atomic_path, write_json_atomic
 from autounet._log import get_logger
-from autounet.errors import UsageError
+from autounet.errors import PlansError, UsageError
 from autounet.planning.store import read_plans_file
 from autounet.schemas.plans import ConfigurationPlan, Plans
 from autounet.schemas.training import (
@@ -115,10 +115,22 @@ def _configure_torch(runtime: RuntimeSettings, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def portable_plans(plans: Plans) -> dict[str, Any]:
+    """The plans as a model folder stores them: the reference's (nnU-Net) schema, so that nnU-Net loads the
+    folder (autounet reads both); our schema when a component has no reference equivalent."""
+    from autounet.planning.reference import export_plans
+
+    try:
+        return export_plans(plans)
+    except PlansError as exc:
+        log.warning("plans.json keeps the autounet schema (the folder will not load in nnU-Net): %s", exc)
+        return plans.to_dict()
+
+
 def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans, model_dir: Path) -> None:
     """``plans.json``, ``dataset.json`` and ``dataset_fingerprint.json`` beside the folds (rank 0)."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(model_dir / PLANS_JSON, plans.to_dict())
+    write_json_atomic(model_dir / PLANS_JSON, portable_plans(plans))
     for name, src in ((DATASET_JSON, workspace.preprocessed_dataset_json(dataset_name)),
                       (FINGERPRINT_JSON, workspace.fingerprint_file(dataset_name))):
         if src.is_file():  # per-writer temporary: folds training at once (cluster tasks) share this folder
@@ -292,7 +304,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         return _memory_format(out.image, runtime.channels_last), out.target
 
     extra = {
-        "init_args": {"plans": inputs.plans.to_dict(), "configuration": plan.name, "fold": fold,
+        "init_args": {"plans": portable_plans(inputs.plans), "configuration": plan.name, "fold": fold,
                       "dataset_json": inputs.dataset_json, "device": str(device)},
         "trainer_name": recipe.trainer_name,
         "inference_allowed_mirroring_axes": tuple(aug.mirror_axes),
@@ -305,7 +317,7 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     return Run(fold_dir=fold_dir, config=config, model=model, module=module, optimizer=optimizer, scaler=scaler,
                loss_fn=loss_fn, dice_stats=dice_stats, lr_at=lr_at, augment=augment, prepare=prepare,
                train_loader=train_loader, val_loader=val_loader, device=device, seed=seed, dist=dist_ctx,
-               checkpoint_extra=extra, logger=logger, progress=runtime.progress)
+               checkpoint_extra=extra, logger=logger, progress=runtime.progress, network_spec=plan.network)
 
 
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -183,7 +183,9 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike[str]) -> lis
     otherwise). Returns the keys copied.
     """
     ckpt = load_checkpoint(path)
-    source = strip_module_prefix(ckpt.get("network_weights", ckpt))
+    from autounet.networks.reference_compat import convert_reference_state_dict
+
+    source = convert_reference_state_dict(ckpt.get("network_weights", ckpt))  # ours or nnU-Net's names
     target = unwrap_model(model).state_dict()
     problems = []
     for key, value in target.items():

@@ -23,6 +23,11 @@ import numpy as np
 import torch
 
 from autounet._log import get_logger
+from autounet.errors import CheckpointError
+from autounet.networks.reference_compat import (
+    convert_reference_state_dict,
+    to_reference_state_dict,
+)
 from autounet.schemas.training import TrainingConfig
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
@@ -63,6 +68,8 @@ class Run:
         checkpoint_extra: constant checkpoint entries (``init_args``, ``trainer_name``, mirroring axes, ...).
         logger: text / JSON-lines / progress.png writer (disabled off rank 0).
         progress: show a progress bar (interactive use).
+        network_spec: the network's topology; when given, checkpoints store the weights under the reference's
+            (nnU-Net) state-dict names so that the model folder loads in nnU-Net too.
     """
 
     fold_dir: Path
@@ -85,6 +92,7 @@ class Run:
     logger: RunLogger | None = None
     progress: bool = False
     amp_dtype: torch.dtype = torch.float16
+    network_spec: Any = None
 
 
 @dataclass
@@ -107,7 +115,7 @@ class _StopFlag:
     def __init__(self) -> None:
         self.requested = False
 
-    def handler(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+    def handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -205,9 +213,20 @@ def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------------------
+def portable_weights(state: dict[str, torch.Tensor], spec: Any) -> dict[str, torch.Tensor]:
+    """``state`` under the reference's (nnU-Net) names when ``spec`` has a reference equivalent, else as is."""
+    if spec is None:
+        return state
+    try:
+        return to_reference_state_dict(state, spec)
+    except CheckpointError as exc:
+        log.warning("Checkpoint weights keep autounet names (the folder will not load in nnU-Net): %s", exc)
+        return state
+
+
 def _checkpoint_content(run: Run, state: _State, *, epoch: int, iteration: int) -> dict[str, Any]:
     return {
-        "network_weights": ckpt.unwrap_model(run.module).state_dict(),
+        "network_weights": portable_weights(ckpt.unwrap_model(run.module).state_dict(), run.network_spec),
         "optimizer_state": run.optimizer.state_dict(),
         "grad_scaler_state": run.scaler.state_dict() if run.scaler is not None else None,
         "logging": state.log.state_dict(),
@@ -231,7 +250,7 @@ def _save(run: Run, state: _State, name: str, *, epoch: int, iteration: int = 0)
 
 def restore(run: Run, content: dict[str, Any]) -> _State:
     """Load a checkpoint's weights, optimiser, scaler, log, EMA, counters and RNG states into ``run``."""
-    ckpt.unwrap_model(run.module).load_state_dict(ckpt.strip_module_prefix(content["network_weights"]))
+    ckpt.unwrap_model(run.module).load_state_dict(convert_reference_state_dict(content["network_weights"]))
     run.optimizer.load_state_dict(content["optimizer_state"])
     if run.scaler is not None and content.get("grad_scaler_state") is not None:
         run.scaler.load_state_dict(content["grad_scaler_state"])
