@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("configuration", metavar="CONFIG", help="configuration (2d, 3d_fullres, 3d_lowres, ...)")
     parser.add_argument("fold", metavar="FOLD", help="fold 0-4 (higher: random 80:20 split) or 'all'")
     parser.add_argument("--budget", choices=("reference", "short"), default="reference",
-                        help="schedule preset: reference (1000 x 250 iterations) or short (CPU-sized, ~35 min on "
-                             "2 cores for Hippocampus); other flags override it")
+                        help="schedule preset: reference (1000 x 250 iterations) or short (= --time-budget 10m with "
+                             "the CPU recipe on a CPU); other flags override it")
+    parser.add_argument("--time-budget", metavar="DURATION",
+                        help="train (and validate) within DURATION, e.g. 40m, 8h, 1h30m: epochs, iterations and "
+                             "validation batches are derived from iteration times measured on this machine")
     parser.add_argument("--epochs", type=int, help="number of epochs")
     parser.add_argument("--iters-per-epoch", type=int, dest="iterations_per_epoch", help="training batches per epoch")
     parser.add_argument("--val-iters", type=int, dest="val_iterations", help="validation batches per epoch")
@@ -61,6 +64,28 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
+def _config_and_budget(args: argparse.Namespace, ndim: int) -> tuple[Any, float | None]:
+    """The TrainingConfig and the time budget in seconds (``--time-budget``, or ``--budget short``), if any."""
+    from autounet.training import TrainingConfig
+    from autounet.training import time_budget as tb
+
+    overrides = _overrides(args)
+    seconds = tb.parse_duration(args.time_budget) if args.time_budget else (
+        tb.SHORT_BUDGET_SECONDS if args.budget == "short" else None)
+    if seconds is None:
+        return TrainingConfig.preset(args.budget, spatial_dims=ndim, **overrides), None
+    fixed = sorted({"epochs", "iterations_per_epoch", "val_iterations"} & set(overrides))
+    if fixed and args.time_budget:
+        from autounet.errors import UsageError
+
+        raise UsageError(f"--time-budget derives the schedule; do not combine it with "
+                         f"{', '.join('--' + n.replace('_', '-') for n in fixed)}.")
+    if fixed:  # --budget short with an explicit schedule: the old fixed preset
+        return TrainingConfig.preset("short", spatial_dims=ndim, **overrides), None
+    base = {**tb.recipe_for(overrides.get("device", "auto"), ndim), **overrides}
+    return TrainingConfig.reference(**base), seconds
+
+
 def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any,
               plans: Any) -> None:
     """Final validation through the inference pipeline, and the next stage's inputs for a cascade's lowres."""
@@ -83,14 +108,13 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     import json
 
     from autounet.schemas.plans import load_plans
-    from autounet.training import TrainingConfig, train
+    from autounet.training import train
     from autounet.workspace import fold_dir_name
 
     workspace = ctx.workspace()
     dataset = workspace.find_dataset(args.dataset)
     plans = load_plans(workspace.plans_file(dataset, args.plans))
-    config = TrainingConfig.preset(args.budget, spatial_dims=plans.configuration(args.configuration).ndim,
-                                   **_overrides(args))
+    config, time_budget = _config_and_budget(args, plans.configuration(args.configuration).ndim)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
     if args.fold != "all" and not args.fold.isdigit():
         from autounet.errors import UsageError
@@ -103,7 +127,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     else:
         fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
                          resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
-                         distributed=distributed, progress=ctx.progress)
+                         distributed=distributed, progress=ctx.progress, time_budget=time_budget)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if (args.validate or args.val_only) and fold != "all":

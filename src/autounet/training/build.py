@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epoc
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
           config: TrainingConfig, plans_name: str = "nnUNetPlans", resume: bool = False, continue_epochs: int = 0,
           overwrite: bool = False, distributed: bool = False, progress: bool = False,
-          store: PatchStore | None = None) -> Path:
+          store: PatchStore | None = None, time_budget: float | None = None) -> Path:
     """Train one fold of one configuration; returns the fold folder.
 
     Args:
@@ -140,7 +141,11 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
         distributed: join the torchrun process group (one process per device).
         progress: show a progress bar.
         store: the case store to read (default: ``CaseStore`` of the configuration's preprocessed folder).
+        time_budget: seconds for training and the final validation (fold 0-4); the schedule (epochs,
+            iterations, validation batches) is derived from measured iteration times
+            (:mod:`autounet.training.time_budget`). Ignored when resuming (the stored schedule continues).
     """
+    started = time.monotonic()
     if continue_epochs and not resume:
         resume = True
     device = resolve_device(config.device)
@@ -151,14 +156,15 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
     try:
         return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
                       resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
-                      dist_ctx=dist_ctx, progress=progress, store=store)
+                      dist_ctx=dist_ctx, progress=progress, store=store, time_budget=time_budget, started=started)
     finally:
         ddp.teardown(dist_ctx)
 
 
 def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
            plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
-           dist_ctx: ddp.DistContext, progress: bool, store: PatchStore | None) -> Path:
+           dist_ctx: ddp.DistContext, progress: bool, store: PatchStore | None, time_budget: float | None = None,
+           started: float | None = None) -> Path:
     inputs = load_inputs(workspace, dataset_name, configuration, plans_name, check_data=store is None)
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=config.trainer_name)
     fold_dir = model_dir / fold_dir_name(fold)
@@ -175,6 +181,15 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
         save_training_config(fold_dir / TRAINING_CONFIG_JSON, config)
     run = build_run(workspace, dataset_name, inputs, fold, fold_dir=fold_dir, config=config, device=device,
                     dist_ctx=dist_ctx, seed=seed, progress=progress, store=store)
+    if time_budget is not None and content is None:  # --time-budget hook (autounet.training.time_budget)
+        from autounet.training import time_budget as budget
+
+        budget.apply(run, time_budget, patch_size=inputs.plan.patch_size, final_validation=fold != "all",
+                     started=started)
+        run.config = run.config.replace(**{k: ddp.broadcast_int(int(getattr(run.config, k)), dist_ctx, device)
+                                           for k in ("epochs", "iterations_per_epoch", "val_iterations")})
+        if dist_ctx.is_main:
+            save_training_config(fold_dir / TRAINING_CONFIG_JSON, run.config)
     try:
         return fit(run, resume_from=content)
     finally:

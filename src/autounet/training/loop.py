@@ -85,6 +85,7 @@ class Run:
     logger: RunLogger | None = None
     progress: bool = False
     amp_dtype: torch.dtype = torch.float16
+    budget: Any = None  # --time-budget hook: a time_budget.BudgetGuard that re-sizes ``config.epochs``
 
 
 @dataclass
@@ -324,7 +325,12 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
         log.info("Nothing to train: the run already finished %d epochs.", cfg.epochs)
         return run.fold_dir
     with _interrupt_handler(handle_interrupts) as stop:
-        while state.epoch < cfg.epochs:
+        while state.epoch < run.config.epochs:
+            if run.budget is not None:  # --time-budget hook: epochs re-derived from the time left
+                epochs = ddp.broadcast_int(run.budget.adjust(state.epoch, run.config.epochs), run.dist, run.device)
+                if epochs != run.config.epochs:
+                    run.config = run.config.replace(epochs=epochs)
+            cfg = run.config
             lr = run.lr_at(state.epoch)
             _set_lr(run, lr)
             if state.epoch_start is None:
@@ -333,8 +339,9 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
                 _interrupted(run, state)
             val_loss, dice = validate(run, state.epoch)
             _end_epoch(run, state, val_loss=val_loss, dice=dice, lr=lr)
-            if ddp.any_rank(stop.requested, run.dist, run.device) and state.epoch < cfg.epochs:
+            if ddp.any_rank(stop.requested, run.dist, run.device) and state.epoch < run.config.epochs:
                 _interrupted(run, state)
+    cfg = run.config
     _save(run, state, ckpt.FINAL, epoch=cfg.epochs)
     if run.dist.is_main:
         (run.fold_dir / ckpt.LATEST).unlink(missing_ok=True)
