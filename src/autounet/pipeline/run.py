@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,9 @@ class RunOptions:
         workers: processes for fingerprinting, preprocessing and evaluation.
         training_overrides: TrainingConfig fields that override the budget's values.
         progress: show progress bars.
+        time_budget: seconds for the whole run (``--time-budget``); divided over the trainings (3D folds weigh
+            twice a 2D fold), each sized by :mod:`autounet.training.time_budget`. ``budget="short"`` without it
+            gives every training ``SHORT_BUDGET_SECONDS``.
     """
 
     configurations: tuple[str, ...] = DEFAULT_CONFIGURATIONS
@@ -70,6 +74,7 @@ class RunOptions:
     workers: int = 2
     training_overrides: dict[str, object] = field(default_factory=dict)
     progress: bool = False
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -79,8 +84,19 @@ class RunOptions:
             msg = "run needs at least one configuration, one fold and one device."
             raise UsageError(msg)
 
+    @property
+    def timed(self) -> bool:
+        """Trainings sized by time (``time_budget``, or the short budget without a fixed schedule)."""
+        fixed = {"epochs", "iterations_per_epoch"} & set(self.training_overrides)
+        return self.time_budget is not None or (self.budget == "short" and not fixed)
+
     def training_config(self, spatial_dims: int = 2) -> TrainingConfig:
         """The TrainingConfig of this budget for a 2D or 3D configuration, with the overrides applied."""
+        if self.timed:  # --time-budget hook: the CPU recipe on a CPU, the schedule comes from the time budget
+            from autounet.training.time_budget import recipe_for
+
+            device = str(self.training_overrides.get("device", self.devices[0]))
+            return TrainingConfig.reference(**recipe_for(device, spatial_dims)).replace(**self.training_overrides)
         base = TrainingConfig.short(spatial_dims) if self.budget == "short" else TrainingConfig.reference()
         return base.replace(**self.training_overrides)
 
@@ -110,6 +126,7 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
     ``on_step(step, message)`` is called as each step starts or finishes (the CLI prints it).
     """
     options = options or RunOptions()
+    started = time.monotonic()
     say = on_step or (lambda step, message: log.info("[%s] %s", step, message))
     raw = open_raw_dataset(dataset, workspace)
     name = raw.name
@@ -144,7 +161,7 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
             say("plan", f"{lowres}: training folds {', '.join(map(str, folds[lowres]))} (the cascade needs a "
                         "prediction of every case from the fold where it is a validation case)")
     _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades,
-               ndims={c: plans.configuration(c).ndim for c in present})
+               ndims={c: plans.configuration(c).ndim for c in present}, started=started)
     if summary.failed:
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
@@ -163,7 +180,8 @@ def _job_key(configuration: str, fold: int) -> str:
 
 def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
                options: RunOptions, summary: RunSummary, say: StepCallback, *,
-               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int]) -> None:
+               folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int],
+               started: float | None = None) -> None:
     """Train and validate every fold; cascade folds wait for all folds of their previous stage.
 
     ``ndims`` gives each configuration's spatial dimensionality (the short budget differs for 2D and 3D).
@@ -191,15 +209,17 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
         say("train", f"already done: {', '.join(summary.reused)}")
     if not jobs:
         return
+    seconds = _time_shares(options, todo, ndims, started, say)
 
     def launch(job: Job, device: str) -> None:
         configuration, fold = job.payload  # type: ignore[misc]
         say("train", f"{job.key} on {device}")
         job_config = options.training_config(ndims[configuration])
+        budget = seconds.get((configuration, fold))
         if len(options.devices) > 1:
-            _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options)
+            _train_in_subprocess(workspace, name, plans_name, configuration, fold, device, options, budget)
         else:
-            _train_in_process(workspace, name, plans_name, configuration, fold, device, job_config, options)
+            _train_in_process(workspace, name, plans_name, configuration, fold, device, job_config, options, budget)
         if configuration in feeds:
             _write_next_stage(workspace, name, plans_name, configuration, fold, device, job_config, say)
         say("train", f"{job.key} done")
@@ -208,6 +228,34 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
     summary.trained.extend(result.finished)
     summary.failed.update({k: str(v) for k, v in result.failed.items()})
     summary.failed.update({k: "skipped: a job it depends on failed" for k in result.skipped})
+
+
+#: share of a run's time budget kept for find-best and the report
+FINAL_STEPS_SHARE = 0.05
+
+
+def _time_shares(options: RunOptions, todo: Sequence[tuple[str, int]], ndims: Mapping[str, int],
+                 started: float | None, say: StepCallback) -> dict[tuple[str, int], float]:
+    """``--time-budget`` hook: each training's seconds (the run's budget left, divided; or the short budget)."""
+    from autounet.training import time_budget as tb
+
+    if not options.timed:
+        return {}
+    if options.time_budget is None:
+        say("train", f"short budget: {tb.format_duration(tb.SHORT_BUDGET_SECONDS)} per training (training and "
+                     "final validation), the schedule derived from iteration times measured here")
+        return {job: tb.SHORT_BUDGET_SECONDS for job in todo}
+    spent = time.monotonic() - started if started is not None else 0.0
+    left = (options.time_budget - spent) * (1 - FINAL_STEPS_SHARE)
+    if left <= 0:
+        msg = (f"The time budget of {tb.format_duration(options.time_budget)} was used up before training "
+               f"({tb.format_duration(spent)} for verify, plan and preprocess).")
+        raise UsageError(msg)
+    weights = {c: 2.0 for c in ndims if ndims[c] == 3}
+    shares = tb.split_budget(left, list(todo), weights=weights, parallel=len(options.devices))
+    say("train", f"{tb.describe_split(shares, left)}; {tb.format_duration(spent)} already spent, "
+                 f"{int(FINAL_STEPS_SHARE * 100)} % kept for find-best and the report")
+    return shares
 
 
 def _fold_dir(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
@@ -228,12 +276,12 @@ def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: in
 
 
 def _train_in_process(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int, device: str,
-                      config: TrainingConfig, options: RunOptions) -> None:
+                      config: TrainingConfig, options: RunOptions, time_budget: float | None = None) -> None:
     fold_dir = _fold_dir(workspace, name, configuration, fold, plans_name, config)
     if not (fold_dir / FINAL).is_file():
         resume = fold_dir.is_dir() and find_resume_checkpoint(fold_dir) is not None
         train(workspace, name, configuration, fold, config=config.replace(device=device), plans_name=plans_name,
-              resume=resume, progress=options.progress)
+              resume=resume, progress=options.progress, time_budget=time_budget)
     validate_fold(workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
                   options=ValidationOptions(device=device, workers=options.workers, progress=options.progress))
 
@@ -267,7 +315,7 @@ def _workspace_for_subprocess(workspace: Workspace, env: dict[str, str]) -> list
 
 
 def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, configuration: str, fold: int,
-                         device: str, options: RunOptions) -> None:
+                         device: str, options: RunOptions, time_budget: float | None = None) -> None:
     """Run ``autounet train`` (training + validation) for one fold pinned to one device.
 
     ``cuda:K`` becomes ``CUDA_VISIBLE_DEVICES=K`` for the child, which then trains on its only visible GPU.
@@ -282,6 +330,8 @@ def _train_in_subprocess(workspace: Workspace, name: str, plans_name: str, confi
            "short" if options.budget == "short" else "reference", "--device", train_device, "--no-progress",
            "--save-probabilities", "--val-only" if _fold_trained(workspace, name, configuration, fold, plans_name,
                                                                 options.training_config()) else "--resume"]
+    if time_budget is not None:  # --time-budget hook
+        cmd += ["--time-budget", f"{max(1, int(time_budget))}s"]
     for key, value in options.training_overrides.items():
         if key not in _TRAIN_FLAGS:
             msg = f"{key} cannot be passed to trainings on several devices; use one of {', '.join(_TRAIN_FLAGS)}."
