@@ -127,7 +127,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     else:
         fold_dir = train(workspace, dataset, args.configuration, fold, config=config, plans_name=args.plans,
                          resume=args.resume, continue_epochs=args.continue_epochs, overwrite=args.overwrite,
-                         distributed=distributed, progress=ctx.progress, time_budget=time_budget)
+                         distributed=distributed, progress=ctx.progress, time_budget=time_budget,
+                         budget_final_validation=args.validate)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if (args.validate or args.val_only) and fold != "all":

@@ -125,7 +125,8 @@ def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epoc
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
           config: TrainingConfig, plans_name: str = "nnUNetPlans", resume: bool = False, continue_epochs: int = 0,
           overwrite: bool = False, distributed: bool = False, progress: bool = False,
-          store: PatchStore | None = None, time_budget: float | None = None) -> Path:
+          store: PatchStore | None = None, time_budget: float | None = None,
+          budget_final_validation: bool = True) -> Path:
     """Train one fold of one configuration; returns the fold folder.
 
     Args:
@@ -144,6 +145,7 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
         time_budget: seconds for training and the final validation (fold 0-4); the schedule (epochs,
             iterations, validation batches) is derived from measured iteration times
             (:mod:`autounet.training.time_budget`). Ignored when resuming (the stored schedule continues).
+        budget_final_validation: keep time in the budget for the final validation (off with ``--no-val``).
     """
     started = time.monotonic()
     if continue_epochs and not resume:
@@ -156,7 +158,8 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
     try:
         return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
                       resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
-                      dist_ctx=dist_ctx, progress=progress, store=store, time_budget=time_budget, started=started)
+                      dist_ctx=dist_ctx, progress=progress, store=store, time_budget=time_budget, started=started,
+                      budget_final_validation=budget_final_validation)
     finally:
         ddp.teardown(dist_ctx)
 
@@ -164,7 +167,7 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
 def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
            plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
            dist_ctx: ddp.DistContext, progress: bool, store: PatchStore | None, time_budget: float | None = None,
-           started: float | None = None) -> Path:
+           started: float | None = None, budget_final_validation: bool = True) -> Path:
     inputs = load_inputs(workspace, dataset_name, configuration, plans_name, check_data=store is None)
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name, trainer=config.trainer_name)
     fold_dir = model_dir / fold_dir_name(fold)
@@ -184,8 +187,8 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
     if time_budget is not None and content is None:  # --time-budget hook (autounet.training.time_budget)
         from autounet.training import time_budget as budget
 
-        budget.apply(run, time_budget, patch_size=inputs.plan.patch_size, final_validation=fold != "all",
-                     started=started)
+        budget.apply(run, time_budget, patch_size=inputs.plan.patch_size, started=started,
+                     final_validation=budget_final_validation and fold != "all")
         run.config = run.config.replace(**{k: ddp.broadcast_int(int(getattr(run.config, k)), dist_ctx, device)
                                            for k in ("epochs", "iterations_per_epoch", "val_iterations")})
         if dist_ctx.is_main:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from autounet._log import get_logger
+from autounet._progress import Ticker
 from autounet.schemas.training import TrainingConfig
 from autounet.training import checkpoint as ckpt
 from autounet.training import ddp
@@ -261,11 +262,24 @@ def _progress_bar(run: Run, epoch: int, start: int) -> Any:
                 dynamic_ncols=True)
 
 
+#: seconds between progress lines within an epoch when there is no bar (output to a file)
+PROGRESS_INTERVAL = 30.0
+
+
+def _ticker(run: Run, epoch: int, start: int) -> Ticker | None:
+    """Log lines (iteration, loss, s/iteration, ETA) every ``PROGRESS_INTERVAL`` s when there is no bar."""
+    if run.progress or not run.dist.is_main:
+        return None
+    return Ticker(run.config.iterations_per_epoch, what=f"epoch {epoch}/{run.config.epochs}", logger=log,
+                  interval=PROGRESS_INTERVAL, start=start)
+
+
 def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
     """Run the remaining training iterations of ``state.epoch``; False if interrupted (state saved)."""
     cfg, epoch = run.config, state.epoch
     run.model.train()
     bar = _progress_bar(run, epoch, state.iteration)
+    ticker = _ticker(run, epoch, state.iteration)
     pending: list[torch.Tensor] = []
     batches = run.train_loader.batches(epoch, state.iteration, cfg.iterations_per_epoch)
     try:
@@ -280,6 +294,9 @@ def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
             state.iteration = it + 1
             if bar is not None:
                 bar.update(1)
+            if ticker is not None:
+                ticker.update(detail=lambda: f"loss {float(pending[-1]):.4f}",
+                              extra_items=(cfg.epochs - epoch - 1) * cfg.iterations_per_epoch)
             if ddp.any_rank(stop.requested, run.dist, run.device) and state.iteration < cfg.iterations_per_epoch:
                 state.epoch_losses.extend(float(x) for x in pending)
                 return False
