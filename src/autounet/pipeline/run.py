@@ -12,6 +12,7 @@ all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -148,6 +149,15 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
     if not present:
         msg = f"None of {', '.join(options.configurations)} is in {plans_path}."
         raise UsageError(msg)
+    small_dataset = _small_dataset(workspace, name, raw, say)
+    if small_dataset:  # fold 'all' only: a cascade needs every case predicted by a fold that did not train on it
+        options = dataclasses.replace(options, folds=("all",))  # type: ignore[arg-type]
+        cascaded = [c for c in present if plans.configuration(c).previous_stage is not None]
+        present = [c for c in present if c not in cascaded]
+        summary.skipped_configurations += cascaded
+        summary.configurations = present
+        for c in cascaded:
+            say("plan", f"{c}: skipped (a cascade needs cross-validation predictions of its first stage)")
     present, added = with_previous_stages(plans, present)
     summary.configurations = present
     for extra in added:
@@ -166,12 +176,29 @@ def run(workspace: Workspace, dataset: str | int, *, options: RunOptions | None 
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
         raise AutounetError(msg)
+    if small_dataset:
+        say("find-best", "skipped: fold 'all' has no validation cases, so there is nothing to compare or report; "
+                         f"predict with `autounet predict -d {name} -c CONFIG -f all`")
+        return summary
     say("find-best", "comparing configurations and ensembles by cross-validation")
     summary.information = find_best(workspace, name, configurations=present, plans=(plans.plans_name,),
                                     folds=options.folds, workers=options.workers, progress=options.progress)
     say("report", "writing the validation report")
     summary.report = build_report(workspace, name)
     return summary
+
+
+def _small_dataset(workspace: Workspace, name: str, raw: object, say: StepCallback) -> bool:
+    """Fewer than 5 labelled cases and no hand-written ``splits_final.json``: train fold ``all`` (and say so)."""
+    from autounet.dataset import small
+
+    labelled = sum(1 for files in raw.cases.values() if files.label is not None)  # type: ignore[attr-defined]
+    if not small.is_small(labelled) or workspace.splits_file(name).is_file():
+        return False
+    say("train", f"only {labelled} training case(s), fewer than the {small.MIN_CASES_FOR_CV} that 5-fold "
+                 "cross-validation needs: training fold 'all' (every case, no validation). For a validated model "
+                 f"write your own split to {workspace.splits_file(name)} and run again.")
+    return True
 
 
 def _job_key(configuration: str, fold: int) -> str:
@@ -271,6 +298,8 @@ def _fold_trained(workspace: Workspace, name: str, configuration: str, fold: int
 
 def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
                    config: TrainingConfig) -> bool:
+    if str(fold) == "all":  # nothing to validate
+        return _fold_trained(workspace, name, configuration, fold, plans_name, config)
     return _fold_trained(workspace, name, configuration, fold, plans_name, config) and is_validated(
         workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name)
 
@@ -282,6 +311,8 @@ def _train_in_process(workspace: Workspace, name: str, plans_name: str, configur
         resume = fold_dir.is_dir() and find_resume_checkpoint(fold_dir) is not None
         train(workspace, name, configuration, fold, config=config.replace(device=device), plans_name=plans_name,
               resume=resume, progress=options.progress, time_budget=time_budget)
+    if str(fold) == "all":
+        return
     validate_fold(workspace, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
                   options=ValidationOptions(device=device, workers=options.workers, progress=options.progress))
 
