@@ -42,6 +42,8 @@ SHORT_BUDGET_SECONDS = 10 * 60.0
 #: epochs aimed at when the budget is too small for the reference's 250 iterations per epoch
 TARGET_EPOCHS = 50
 MAX_ITERATIONS_PER_EPOCH = 250
+#: fewer epochs rather than shorter ones below this (each epoch pays a validation batch and checkpoint writes)
+MIN_ITERATIONS_PER_EPOCH = 10
 #: validation batches per training batch (the reference: 50 per 250)
 VAL_RATIO = 0.2
 MAX_VAL_ITERATIONS = 50
@@ -234,8 +236,10 @@ def derive_schedule(budget_seconds: float, measurement: Measurement, *, reserve_
                     with_validation: bool = True) -> Schedule:
     """Epochs × iterations that fit ``budget_seconds - reserve_seconds`` at the measured iteration times.
 
-    About :data:`TARGET_EPOCHS` epochs of at least one iteration while an epoch would have fewer than 250
-    iterations; the reference's 250 iterations per epoch beyond. Validation batches are :data:`VAL_RATIO` of the
+    About :data:`TARGET_EPOCHS` epochs while an epoch would have fewer than 250 iterations (the reference's 250
+    iterations per epoch beyond), but no fewer than :data:`MIN_ITERATIONS_PER_EPOCH` iterations per epoch (fewer
+    epochs instead: the per-epoch validation and checkpoints would eat a short budget) unless the whole budget
+    holds less than that. Validation batches are :data:`VAL_RATIO` of the
     training batches (at least 1, at most 50) unless ``with_validation`` is false.
     """
     if budget_seconds <= 0:
@@ -254,7 +258,7 @@ def derive_schedule(budget_seconds: float, measurement: Measurement, *, reserve_
 
     per_iteration = m.train_seconds + (VAL_RATIO * m.val_seconds if with_validation else 0.0)
     total = available / per_iteration
-    ipe = int(min(MAX_ITERATIONS_PER_EPOCH, max(1, round(total / TARGET_EPOCHS))))
+    ipe = int(min(MAX_ITERATIONS_PER_EPOCH, max(MIN_ITERATIONS_PER_EPOCH, round(total / TARGET_EPOCHS))))
     epoch_s = ipe * m.train_seconds + val_for(ipe) * m.val_seconds + EPOCH_OVERHEAD_SECONDS
     epochs = int(available // epoch_s)
     while epochs < 1 and ipe > 1:  # an epoch longer than the budget: shorter epochs

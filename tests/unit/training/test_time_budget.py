@@ -67,6 +67,10 @@ def test_schedule_shape() -> None:
     assert huge.iterations_per_epoch == 250 and huge.val_iterations == 50 and huge.epochs > 1000
     no_val = tb.derive_schedule(600, _m(1.0), with_validation=False)
     assert no_val.val_iterations == 0
+    few = tb.derive_schedule(2400, _m(14.5))  # ~150 iterations: 10 per epoch rather than 50 epochs of 3
+    assert few.iterations_per_epoch == 10 and 10 <= few.epochs <= 16
+    tiny = tb.derive_schedule(40, _m(5.0))  # less than one 10-iteration epoch fits: shorter epochs
+    assert tiny.epochs >= 1 and tiny.iterations_per_epoch < 10
 
 
 def test_schedule_too_short_names_the_minimum() -> None:
@@ -153,9 +157,9 @@ def test_measure_restores_the_run(tmp_path: Path, fake_run) -> None:
 def test_apply_sets_schedule_and_fit_follows_the_guard(tmp_path: Path, fake_run, monkeypatch) -> None:
     run = fake_run(tmp_path / "fold_0", epochs=1000)
     clock = FakeClock()
-    monkeypatch.setattr(tb, "measure", lambda run, **kw: _m(10.0, 5.0, 0.01))
+    monkeypatch.setattr(tb, "measure", lambda run, **kw: _m(1.0, 0.5, 0.01))
     schedule = tb.apply(run, 100, patch_size=(8, 8, 8), final_validation=True, clock=clock)
-    assert schedule.epochs == 5
+    assert 5 <= schedule.epochs <= 8 and schedule.iterations_per_epoch == 10
     assert run.config.epochs == schedule.epochs and run.config.iterations_per_epoch == schedule.iterations_per_epoch
     assert schedule.reserve_seconds > 0  # the fold's validation cases are kept time for
     assert run.lr_at(0) == pytest.approx(run.config.initial_lr)
@@ -163,12 +167,13 @@ def test_apply_sets_schedule_and_fit_follows_the_guard(tmp_path: Path, fake_run,
     # each epoch "takes" three times the plan: the guard cuts the run short and the lr still decays to ~0
     original = run.augment
 
+    run.config = run.config.replace(iterations_per_epoch=2, val_iterations=1)  # fast, the clock is faked
+
     def slow(data, seg, generator):
-        clock.advance(schedule.epoch_seconds * 3 / schedule.iterations_per_epoch)
+        clock.advance(schedule.epoch_seconds * 3 / run.config.iterations_per_epoch)
         return original(data, seg, generator)
 
     run.augment = slow
-    run.config = run.config.replace(iterations_per_epoch=2, val_iterations=1)
     fit(run)
     final = ckpt.load_checkpoint(tmp_path / "fold_0" / ckpt.FINAL)
     assert final["current_epoch"] == run.config.epochs < planned
