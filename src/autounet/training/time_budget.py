@@ -369,9 +369,10 @@ def apply(run: Any, budget_seconds: float, *, patch_size: Sequence[int], final_v
     run.config = run.config.replace(**schedule.overrides())
     run.lr_at = poly_schedule(run)
     run.budget = BudgetGuard(schedule, clock=clock)
-    log.info("%s", schedule.explain())
-    if run.logger is not None:
+    if run.logger is not None:  # logs it and appends it to the fold's text log
         run.logger.text(schedule.explain())
+    else:
+        log.info("%s", schedule.explain())
     return schedule
 
 
