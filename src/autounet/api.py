@@ -102,22 +102,24 @@ def preprocess(dataset: str | int | os.PathLike[str], configurations: Sequence[s
 
 def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "reference",
           plans_name: str = "nnUNetPlans", resume: bool = False, validate: bool = True,
-          workspace: WorkspaceLike = None, **overrides: Any) -> Path:
+          workspace: WorkspaceLike = None, time_budget: str | float | None = None, **overrides: Any) -> Path:
     """``autounet train``: train one fold (``overrides`` are TrainingConfig fields), then validate it.
 
-    Returns the fold folder. ``validate`` runs the fold's validation cases through the inference pipeline and
+    ``time_budget`` (``"40m"`` or seconds) sizes the schedule from measured iteration times (``budget="short"``
+    is 10 minutes). Returns the fold folder. ``validate`` runs the fold's validation cases through the inference pipeline and
     writes ``validation/summary.json`` (skipped for fold ``all``).
     """
     from autounet.pipeline import ValidationOptions, validate_fold
     from autounet.schemas.plans import load_plans
-    from autounet.training import TrainingConfig
     from autounet.training import train as _train
+    from autounet.training.time_budget import resolve_config
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
     ndim = load_plans(ws.plans_file(name, plans_name)).configuration(configuration).ndim
-    config = TrainingConfig.preset(budget, spatial_dims=ndim, **overrides)
-    fold_dir = _train(ws, name, configuration, fold, config=config, plans_name=plans_name, resume=resume)
+    config, seconds = resolve_config(budget, time_budget, ndim, overrides)
+    fold_dir = _train(ws, name, configuration, fold, config=config, plans_name=plans_name, resume=resume,
+                      time_budget=seconds, budget_final_validation=validate)
     if validate and str(fold) != "all":
         validate_fold(ws, name, configuration, fold, plans_name=plans_name, trainer=config.trainer_name,
                       options=ValidationOptions(device=config.device))
@@ -179,12 +181,18 @@ def find_best(dataset: str | int, *, configurations: Sequence[str] = ("2d", "3d_
 def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] | None = None,
         folds: Sequence[int] = (0, 1, 2, 3, 4), preset: str = "default", budget: str = "full",
         devices: Sequence[str] = ("auto",), workers: int = 2, workspace: WorkspaceLike = None,
-        **training_overrides: Any) -> RunSummary:
-    """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen."""
+        time_budget: str | float | None = None, **training_overrides: Any) -> RunSummary:
+    """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen.
+
+    ``time_budget`` (``"8h"`` or seconds) is divided over the trainings (see ``autounet run --time-budget``).
+    """
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
+    from autounet.training.time_budget import parse_duration
 
+    if isinstance(time_budget, str):
+        time_budget = parse_duration(time_budget)
     extra = {"configurations": tuple(configurations)} if configurations else {}
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(training_overrides), **extra)
+                         training_overrides=dict(training_overrides), time_budget=time_budget, **extra)
     return _run(_ws(workspace), dataset, options=options)

@@ -66,24 +66,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _config_and_budget(args: argparse.Namespace, ndim: int) -> tuple[Any, float | None]:
     """The TrainingConfig and the time budget in seconds (``--time-budget``, or ``--budget short``), if any."""
-    from autounet.training import TrainingConfig
-    from autounet.training import time_budget as tb
+    from autounet.training.time_budget import resolve_config
 
-    overrides = _overrides(args)
-    seconds = tb.parse_duration(args.time_budget) if args.time_budget else (
-        tb.SHORT_BUDGET_SECONDS if args.budget == "short" else None)
-    if seconds is None:
-        return TrainingConfig.preset(args.budget, spatial_dims=ndim, **overrides), None
-    fixed = sorted({"epochs", "iterations_per_epoch", "val_iterations"} & set(overrides))
-    if fixed and args.time_budget:
-        from autounet.errors import UsageError
-
-        raise UsageError(f"--time-budget derives the schedule; do not combine it with "
-                         f"{', '.join('--' + n.replace('_', '-') for n in fixed)}.")
-    if fixed:  # --budget short with an explicit schedule: the old fixed preset
-        return TrainingConfig.preset("short", spatial_dims=ndim, **overrides), None
-    base = {**tb.recipe_for(overrides.get("device", "auto"), ndim), **overrides}
-    return TrainingConfig.reference(**base), seconds
+    return resolve_config(args.budget, args.time_budget, ndim, _overrides(args))
 
 
 def _validate(args: argparse.Namespace, ctx: Any, workspace: Any, dataset: str, fold: int, config: Any,

@@ -384,6 +384,30 @@ def recipe_for(device: str, spatial_dims: int) -> dict[str, Any]:
     return cpu_recipe(spatial_dims) if resolve_device(device).type == "cpu" else {}
 
 
+def resolve_config(budget: str, time_budget: str | float | None, spatial_dims: int,
+                   overrides: dict[str, Any]) -> tuple[Any, float | None]:
+    """The TrainingConfig and the time budget in seconds of ``train`` (CLI and API alike).
+
+    ``time_budget`` (a duration or seconds) derives the schedule, on the CPU recipe when training on a CPU;
+    ``budget="short"`` is :data:`SHORT_BUDGET_SECONDS` the same way, unless ``overrides`` fix the schedule
+    (``epochs`` / ``iterations_per_epoch`` / ``val_iterations``: then the fixed short preset). Otherwise the
+    named preset, no time budget.
+    """
+    from autounet.schemas.training import TrainingConfig
+
+    seconds = (parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)) \
+        if time_budget is not None else (SHORT_BUDGET_SECONDS if budget == "short" else None)
+    fixed = sorted({"epochs", "iterations_per_epoch", "val_iterations"} & set(overrides))
+    if seconds is None:
+        return TrainingConfig.preset(budget, spatial_dims=spatial_dims, **overrides), None
+    if fixed and time_budget is not None:
+        raise ConfigError(f"A time budget derives the schedule; do not also set {', '.join(fixed)}.")
+    if fixed:
+        return TrainingConfig.preset("short", spatial_dims=spatial_dims, **overrides), None
+    base = {**recipe_for(str(overrides.get("device", "auto")), spatial_dims), **overrides}
+    return TrainingConfig.reference(**base), seconds
+
+
 __all__ = ["SHORT_BUDGET_SECONDS", "BudgetGuard", "Measurement", "Schedule", "apply", "cpu_recipe", "derive_schedule",
-           "describe_split", "format_duration", "measure", "parse_duration", "poly_schedule", "recipe_for",
+           "describe_split", "format_duration", "measure", "parse_duration", "poly_schedule", "recipe_for", "resolve_config",
            "split_budget", "validation_seconds", "windows_per_case"]

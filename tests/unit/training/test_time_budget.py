@@ -187,3 +187,33 @@ def test_apply_rejects_a_budget_too_small(tmp_path: Path, fake_run, monkeypatch)
     with pytest.raises(ConfigError, match="too short"):
         tb.apply(run, 40, patch_size=(8, 8, 8), clock=FakeClock())
     assert run.config.epochs == 5
+
+
+def test_resolve_config() -> None:
+    cfg, seconds = tb.resolve_config("reference", "40m", 3, {"device": "cpu"})
+    assert seconds == 2400 and cfg.batch_size == 2 and cfg.channels_last and cfg.epochs == 1000
+    cfg, seconds = tb.resolve_config("short", None, 2, {"device": "cpu"})
+    assert seconds == tb.SHORT_BUDGET_SECONDS and cfg.batch_size == 8
+    cfg, seconds = tb.resolve_config("short", None, 2, {"epochs": 2, "iterations_per_epoch": 3})
+    assert seconds is None and (cfg.epochs, cfg.iterations_per_epoch) == (2, 3)  # a fixed schedule: no budget
+    cfg, seconds = tb.resolve_config("reference", None, 2, {})
+    assert seconds is None and cfg.epochs == 1000 and cfg.batch_size is None
+    with pytest.raises(ConfigError, match="do not also set epochs"):
+        tb.resolve_config("reference", "40m", 2, {"epochs": 3})
+    assert tb.resolve_config("reference", 90.0, 2, {"device": "cpu", "batch_size": 4})[0].batch_size == 4
+
+
+def test_cli_flags_parse() -> None:
+    from autounet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "4", "2d", "0", "--time-budget", "40m"])
+    assert args.time_budget == "40m"
+    args = build_parser().parse_args(["run", "4", "--time-budget", "8h"])
+    assert args.time_budget == "8h"
+
+
+def test_bad_duration_is_a_clean_cli_error(tmp_path: Path, capsys) -> None:
+    from autounet.cli import main
+
+    code = main(["run", "4", "--workspace", str(tmp_path), "--time-budget", "forty"])
+    assert code == 2 and "Invalid duration 'forty'" in capsys.readouterr().err
