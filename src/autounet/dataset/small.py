@@ -18,7 +18,7 @@ def is_small(n_cases: int) -> bool:
 
 def advice(n_cases: int, *, splits_file: str | None = None, dataset: str = "DATASET") -> str:
     """What to do with ``n_cases`` (< 5) training cases, in one paragraph naming fold ``all`` and the split file."""
-    where = splits_file or "preprocessed/<Dataset>/splits_final.json"
+    where = splits_file or f"<workspace>/preprocessed/{dataset}/splits_final.json"
     return (f"only {n_cases} training case(s): 5-fold cross-validation needs at least {MIN_CASES_FOR_CV}. "
             f"Train on every case with fold 'all' (`autounet train {dataset} CONFIG all`; it has no validation "
             f"cases, and `autounet run` does this by itself), or write your own split to {where}: a JSON list "

@@ -93,7 +93,7 @@ def fold_cases(splits_file: str | os.PathLike[str], case_ids: Sequence[str], fol
     else:
         if small.is_small(len(ids)):
             raise DatasetError(f"Cannot make {N_FOLDS} cross-validation folds for fold {k}: "
-                               + small.advice(len(ids), splits_file=str(path)))
+                               + small.advice(len(ids), splits_file=str(path), dataset=path.parent.name))
         splits = make_splits(ids)
         save_splits(path, splits)
         log.info("Created %d-fold cross-validation splits in %s.", len(splits), path)
