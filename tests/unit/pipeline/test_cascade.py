@@ -275,7 +275,7 @@ def test_run_job_graph_waits_for_every_lowres_fold(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(run_module, "_fold_complete", lambda ws, n, c, f, p, cfg: (c, f) in done)
     monkeypatch.setattr(run_module, "pending_next_stage_cases", lambda *a, **k: [])
     monkeypatch.setattr(run_module, "_train_in_process",
-                        lambda ws, n, p, c, f, d, cfg, o: calls.append(("train", c, str(f))))
+                        lambda ws, n, p, c, f, d, cfg, o, budget=None: calls.append(("train", c, str(f))))
     monkeypatch.setattr(run_module, "_write_next_stage",
                         lambda ws, n, p, c, f, d, cfg, say: calls.append(("next", c, str(f))))
     options = run_module.RunOptions(configurations=("3d_lowres", "3d_cascade_fullres"), folds=(0,),
