@@ -102,7 +102,7 @@ def test_time_budget_run_on_hc18_rgb(shared_datasets: Path, tmp_path: Path,
                  "-j", "1"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "time budget 7m" in out and "2d: 1 fold(s)" in out
+    assert "divided over 1 training(s)" in out and "2d: 1 fold(s)" in out
     dice = _summary_dice(ws, "Dataset993_HC18RGB", "2d", 0)
     print(f"HC18 RGB 2d fold 0 validation Dice {dice:.4f}")
     assert dice >= HC18_DICE_FLOOR
