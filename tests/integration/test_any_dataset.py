@@ -71,7 +71,7 @@ def test_run_on_synthetic_rgb_cases(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (tmp_path / "pred" / "photo.png").is_file()
 
 
-def _hc18_rgb(root: Path, source: Path, n_cases: int, scale: int = 4) -> None:
+def _hc18_rgb(root: Path, source: Path, n_cases: int, scale: int = 8) -> None:
     """HC18 ultrasound cases as one-file RGB PNGs (grey copied into R, G, B), downscaled ``scale`` times; the
     3-channel filled-ellipse annotations reduced to one channel {0, 1}."""
     (root / "imagesTr").mkdir(parents=True)
@@ -98,7 +98,7 @@ def test_time_budget_run_on_hc18_rgb(shared_datasets: Path, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace.at(tmp_path / "ws").ensure()
     _hc18_rgb(ws.raw / "Dataset993_HC18RGB", shared_datasets / "HC18_FetalHead", n_cases=20)
-    code = main(["run", "993", "--workspace", str(ws.raw.parent), "-c", "2d", "-f", "0", "--time-budget", "8m",
+    code = main(["run", "993", "--workspace", str(ws.raw.parent), "-c", "2d", "-f", "0", "--time-budget", "6m",
                  "-j", "1"])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -342,11 +342,13 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
         log.info("Nothing to train: the run already finished %d epochs.", cfg.epochs)
         return run.fold_dir
     with _interrupt_handler(handle_interrupts) as stop:
-        while state.epoch < run.config.epochs:
+        while True:
             if run.budget is not None:  # --time-budget hook: epochs re-derived from the time left
                 epochs = ddp.broadcast_int(run.budget.adjust(state.epoch, run.config.epochs), run.dist, run.device)
                 if epochs != run.config.epochs:
-                    run.config = run.config.replace(epochs=epochs)
+                    run.config = run.config.replace(epochs=max(epochs, 1))
+            if state.epoch >= run.config.epochs:
+                break
             cfg = run.config
             lr = run.lr_at(state.epoch)
             _set_lr(run, lr)

@@ -44,6 +44,8 @@ TARGET_EPOCHS = 50
 MAX_ITERATIONS_PER_EPOCH = 250
 #: fewer epochs rather than shorter ones below this (each epoch pays a validation batch and checkpoint writes)
 MIN_ITERATIONS_PER_EPOCH = 10
+#: ... but not fewer epochs than this while the budget holds that many iterations (finer use of the time)
+MIN_EPOCHS = 5
 #: validation batches per training batch (the reference: 50 per 250)
 VAL_RATIO = 0.2
 MAX_VAL_ITERATIONS = 50
@@ -206,6 +208,7 @@ class Schedule:
     budget_seconds: float
     train_seconds: float
     reserve_seconds: float
+    available_seconds: float
     epochs: int
     iterations_per_epoch: int
     val_iterations: int
@@ -259,6 +262,8 @@ def derive_schedule(budget_seconds: float, measurement: Measurement, *, reserve_
     per_iteration = m.train_seconds + (VAL_RATIO * m.val_seconds if with_validation else 0.0)
     total = available / per_iteration
     ipe = int(min(MAX_ITERATIONS_PER_EPOCH, max(MIN_ITERATIONS_PER_EPOCH, round(total / TARGET_EPOCHS))))
+    if total < ipe * MIN_EPOCHS:  # a very short budget: at least MIN_EPOCHS shorter epochs
+        ipe = max(1, int(total // MIN_EPOCHS))
     epoch_s = ipe * m.train_seconds + val_for(ipe) * m.val_seconds + EPOCH_OVERHEAD_SECONDS
     epochs = int(available // epoch_s)
     while epochs < 1 and ipe > 1:  # an epoch longer than the budget: shorter epochs
@@ -267,15 +272,16 @@ def derive_schedule(budget_seconds: float, measurement: Measurement, *, reserve_
         epochs = int(available // epoch_s)
     epochs = max(1, epochs)
     return Schedule(budget_seconds=budget_seconds, train_seconds=epochs * epoch_s, reserve_seconds=reserve_seconds,
-                    epochs=epochs, iterations_per_epoch=ipe, val_iterations=val_for(ipe), measurement=m)
+                    available_seconds=available, epochs=epochs, iterations_per_epoch=ipe, val_iterations=val_for(ipe), measurement=m)
 
 
 class BudgetGuard:
     """Keeps training within its time: at each epoch start, re-derives the number of epochs from the time left.
 
-    ``adjust(epoch)`` returns the epochs the run should have now (never fewer than ``epoch + 1``, so a started run
-    trains at least the current epoch, and never more than :data:`MAX_EPOCHS_FACTOR` × the planned ones), from the
-    mean measured epoch time so far (the plan's estimate before the first epoch ends).
+    ``adjust(epoch)`` returns the epochs the run should have now (never fewer than ``epoch``: a finished epoch
+    stays, and never more than :data:`MAX_EPOCHS_FACTOR` × the planned ones), from the mean measured epoch time so
+    far (the plan's estimate before the first epoch ends), so that training ends by the time available to it.
+    It is also consulted after the last planned epoch, so a run that went faster than measured may add epochs.
     """
 
     MAX_EPOCHS_FACTOR = 1.5
@@ -284,7 +290,7 @@ class BudgetGuard:
         self.schedule = schedule
         self.clock = clock
         self.start = clock() if start is None else start
-        self.deadline = self.start + schedule.train_seconds + schedule.epoch_seconds * 0.5
+        self.deadline = self.start + schedule.available_seconds
         self._first_epoch: int | None = None
         self._first_epoch_start: float | None = None
 
@@ -301,7 +307,7 @@ class BudgetGuard:
         left = self.deadline - now
         fit = int(left // per_epoch) if per_epoch > 0 else planned_epochs - epoch
         cap = math.ceil(self.schedule.epochs * self.MAX_EPOCHS_FACTOR)
-        epochs = min(cap, max(epoch + 1, epoch + fit))
+        epochs = min(cap, max(epoch, epoch + fit))
         if epochs != planned_epochs:
             log.info("Time budget: epochs take %.1f s (planned %.1f s); %s left -> %d epochs instead of %d.",
                      per_epoch, self.schedule.epoch_seconds, format_duration(max(left, 0.0)), epochs,
