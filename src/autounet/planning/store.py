@@ -61,7 +61,8 @@ def plan_dataset(workspace: Workspace, dataset: str | int, *, preset: str = "def
     from autounet.fingerprint import ensure_fingerprint  # noqa: PLC0415
 
     raw = open_raw_dataset(dataset, workspace)
-    _warn_if_small(raw)
+    if not workspace.splits_file(raw.name).is_file():  # a hand-written split is the way forward already taken
+        _warn_if_small(raw)
     fingerprint = ensure_fingerprint(raw, workspace.fingerprint_file(raw.name), clean=clean, workers=workers,
                                      progress=progress)
     result = plan_detailed(fingerprint, raw.spec, preset=preset, gpu_memory_gb=gpu_memory_gb,
