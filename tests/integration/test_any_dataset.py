@@ -22,7 +22,7 @@ RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
 
 def _write_dataset_json(root: Path, n: int, labels: dict[str, int], channels: dict[str, str] = RGB_CHANNELS,
                         **extra: object) -> None:
-    spec = {"channel_names": channels, "labels": labels, "numTraining": n, "file_ending": ".png", **extra}
+    spec = {"channel_names": channels, "labels": labels, "numTraining": n, "file_ending": ".png"} | extra
     (root / "dataset.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
 
 
@@ -116,23 +116,37 @@ def _series(study: Path, kind: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_time_budget_run_on_anisotropic_brain_dicom(shared_datasets: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """Brain-Tumor-Progression (0.69 x 0.69 x 6.5 mm, T1post + FLAIR DICOM series): 4 studies, so a hand-written
-    split by patient (PGBM-001's two exams and PGBM-003 train, PGBM-008 validates)."""
+def test_time_budget_run_on_anisotropic_brain_mri(shared_datasets: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Brain-Tumor-Progression (0.69 x 0.69 x 6.5 mm, T1post + FLAIR): the DICOM series converted to NIfTI (a DICOM
+    label series cannot be a gt_segmentations file yet), 4 studies, so a hand-written split by patient
+    (PGBM-001's two exams and PGBM-003 train, PGBM-008 validates)."""
+    from autounet.io import (
+        read_images,
+        read_segmentation,
+        write_image,
+        write_segmentation,
+    )
+
     ws = Workspace.at(tmp_path / "ws").ensure()
+    root = ws.raw / "Dataset994_BrainMRI"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
     studies = sorted(p for p in (shared_datasets / "BrainTumorProgression_DICOM").glob("PGBM-*/*") if p.is_dir())
-    listing = {f"{s.parent.name}_{i}": {"images": [str(_series(s, "T1post")), str(_series(s, "FLAIRreg"))],
-                                        "label": str(_series(s, "MaskTumor"))} for i, s in enumerate(studies)}
-    root = ws.raw / "Dataset994_BrainDicom"
-    root.mkdir(parents=True)
-    (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "T1post", "1": "FLAIR"}, "labels": {"background": 0, "tumour": 1},
-        "numTraining": 4, "file_ending": ".dcm", "dataset": listing}), encoding="utf-8")
-    ids = sorted(listing)
-    split = [{"train": [c for c in ids if not c.startswith("PGBM-008")], "val": [c for c in ids
-                                                                            if c.startswith("PGBM-008")]}]
-    splits = ws.preprocessed / "Dataset994_BrainDicom" / "splits_final.json"
+    ids = []
+    for i, study in enumerate(studies):
+        case = f"{study.parent.name.replace('-', '')}_{i}"
+        ids.append(case)
+        for channel, kind in enumerate(("T1post", "FLAIRreg")):
+            image, geometry = read_images([_series(study, kind)])
+            write_image(image, root / "imagesTr" / f"{case}_{channel:04d}.nii.gz", geometry)
+        seg, geometry = read_segmentation(_series(study, "MaskTumor"))
+        write_segmentation(seg, root / "labelsTr" / f"{case}.nii.gz", geometry)
+    _write_dataset_json(root, len(ids), {"background": 0, "tumour": 1}, channels={"0": "T1post", "1": "FLAIR"},
+                        file_ending=".nii.gz")
+    split = [{"train": [c for c in ids if not c.startswith("PGBM008")], "val": [c for c in ids
+                                                                           if c.startswith("PGBM008")]}]
+    splits = ws.preprocessed / "Dataset994_BrainMRI" / "splits_final.json"
     splits.parent.mkdir(parents=True)
     splits.write_text(json.dumps(split), encoding="utf-8")
     code = main(["run", "994", "--workspace", str(ws.raw.parent), "-c", "3d_fullres", "-f", "0", "--time-budget",
@@ -140,6 +154,6 @@ def test_time_budget_run_on_anisotropic_brain_dicom(shared_datasets: Path, tmp_p
     out = capsys.readouterr().out
     assert code == 0, out
     assert "3d_fullres: 1 fold(s)" in out
-    dice = _summary_dice(ws, "Dataset994_BrainDicom", "3d_fullres", 0)
+    dice = _summary_dice(ws, "Dataset994_BrainMRI", "3d_fullres", 0)
     print(f"BrainTumorProgression 3d_fullres fold 0 validation Dice {dice:.4f}")
     assert dice >= BRAIN_DICE_FLOOR
