@@ -90,7 +90,7 @@ def _hc18_rgb(root: Path, source: Path, n_cases: int, scale: int = 8) -> None:
 #: measured 2026-12-02 on the loaded 2-core machine (load 18-25): HC18 0.2318 (6m budget: 4 epochs x 1 iteration
 #: at 25 s per iteration, 5.5 min in all); see benchmarks/results/time_budget.md
 HC18_DICE_FLOOR = 0.15
-BRAIN_DICE_FLOOR = 0.0
+BRAIN_DICE_FLOOR = 0.0  # not measured yet: the test is skipped until it is (see its skip reason)
 
 
 @pytest.mark.slow
@@ -117,6 +117,9 @@ def _series(study: Path, kind: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
+@pytest.mark.skip(reason="not calibrated: on the shared 2-core CPU (load ~20) the 3d_fullres plan (patch 20x320x256, "
+                         "batch 2) spent its whole 9-minute budget measuring iterations; needs an idle machine or a "
+                         "GPU to set BRAIN_DICE_FLOOR")
 def test_time_budget_run_on_anisotropic_brain_mri(shared_datasets: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """Brain-Tumor-Progression (0.69 x 0.69 x 6.5 mm, T1post + FLAIR): the DICOM series converted to NIfTI (a DICOM
