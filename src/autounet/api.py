@@ -125,26 +125,30 @@ def preprocess(dataset: str | int | os.PathLike[str], configurations: Sequence[s
 
 def train(dataset: str | int, configuration: str, fold: int | str, *, budget: str = "full",
           plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, validate: bool = True,
-          save_probabilities: bool = True, workspace: WorkspaceLike = None, **settings: Any) -> FoldResult:
+          save_probabilities: bool = True, workspace: WorkspaceLike = None, time_budget: str | float | None = None,
+          **settings: Any) -> FoldResult:
     """``autounet train``: train one fold, validate it, and write a cascade's next-stage inputs.
 
     ``settings`` are the recipe and runtime fields of ``docs/training.md`` (``epochs=``, ``optimizer="adamw"``,
     ``optimizer_params={...}``, ``device="cuda:1"``, ``seed=``, ...), overriding the ``budget``'s values
     (``full`` or ``short``). ``validate`` runs the fold's validation cases through the inference pipeline and
-    writes ``validation/summary.json`` (skipped for fold ``all``). Returns the fold folder and validation Dice.
+    writes ``validation/summary.json`` (skipped for fold ``all``). ``time_budget`` (``"40m"`` or seconds) sizes the
+    schedule from measured iteration times (``budget="short"`` is 10 minutes). Returns the fold folder and
+    validation Dice.
     """
     from autounet.pipeline import TrainingJob, ValidationOptions, run_training
     from autounet.pipeline.training import parse_fold
     from autounet.planning.store import read_plans_file
-    from autounet.schemas.training import training_config
+    from autounet.training.time_budget import resolve_config
 
     ws = _ws(workspace)
     name = ws.find_dataset(dataset)
     ndim = read_plans_file(ws.plans_file(name, plans_name)).configuration(configuration).ndim
-    config = training_config(budget, spatial_dims=ndim, **settings)
+    config, seconds = resolve_config(budget, time_budget, ndim, settings)
     job = TrainingJob(workspace=ws, dataset=name, configuration=configuration, fold=parse_fold(fold),
                       recipe=config.recipe, plans_name=plans_name, resume="yes" if resume else "no",
-                      validation=ValidationOptions(save_probabilities=save_probabilities) if validate else None)
+                      validation=ValidationOptions(save_probabilities=save_probabilities) if validate else None,
+                      time_budget=seconds)
     return run_training(job, runtime=config.runtime)
 
 
@@ -221,17 +225,21 @@ def run(dataset: str | int | os.PathLike[str], *, configurations: Sequence[str] 
         folds: Sequence[int] = (0, 1, 2, 3, 4), preset: str = "default", budget: str = "full",
         devices: Sequence[str] = ("auto",), workers: int = 2, workspace: WorkspaceLike = None,
         cluster: str | None = None, cluster_config: str | os.PathLike[str] | None = None,
-        **training_overrides: Any) -> RunSummary:
+        time_budget: str | float | None = None, **training_overrides: Any) -> RunSummary:
     """``autounet run``: the whole method on a raw dataset (resumable); returns what was done and chosen.
 
     ``cluster``/``cluster_config`` (see :func:`on_cluster`): per-case work and, on Dask, every training as a task
-    needing one GPU.
+    needing one GPU. ``time_budget`` (``"8h"`` or seconds) is divided over the trainings (see ``autounet run
+    --time-budget``).
     """
     from autounet.pipeline import RunOptions
     from autounet.pipeline import run as _run
+    from autounet.training.time_budget import parse_duration
 
+    if isinstance(time_budget, str):
+        time_budget = parse_duration(time_budget)
     options = RunOptions(folds=tuple(folds), preset=preset, budget=budget, devices=tuple(devices), workers=workers,
-                         training_overrides=dict(training_overrides))
+                         training_overrides=dict(training_overrides), time_budget=time_budget)
     if configurations:
         options = dataclasses.replace(options, configurations=tuple(configurations))
     with on_cluster(cluster, cluster_config=cluster_config, workers=workers):

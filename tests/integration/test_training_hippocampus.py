@@ -28,7 +28,9 @@ def test_short_budget_hippocampus_reaches_dice(shared_datasets: Path, tmp_path: 
     _autounet(ws, "fingerprint", "4")
     _autounet(ws, "plan", "4", "-c", "2d")
     _autounet(ws, "preprocess", "4", "-c", "2d")
-    _autounet(ws, "train", "4", "2d", "0", "--budget", "short", "--seed", "0", timeout=3 * 3600)
+    # the fixed short schedule (16 x 50); `--budget short` alone is now a 10-minute time budget
+    _autounet(ws, "train", "4", "2d", "0", "--budget", "short", "--epochs", "16", "--iters-per-epoch", "50",
+              "--seed", "0", timeout=3 * 3600)
     fold = ws / "results" / "Dataset004_Hippocampus" / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
     records = [json.loads(x) for x in (fold / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(records) == 16

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.folds(parser)
     parser.add_argument("--preset", default="default", help="planner preset: default, resenc-m, resenc-l, resenc-xl")
     _options.budget(parser)
+    parser.add_argument("--time-budget", metavar="DURATION",
+                        help="finish the whole run within DURATION (e.g. 40m, 8h): the time is divided over the "
+                             "trainings, each sized by iteration times measured on this machine")
     _options.devices(parser)
     _options.workers(parser, default=2, help="processes for the CPU stages (default 2)")
     _settings.add_training_flags(parser, exclude=("device",))
@@ -29,10 +32,19 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     """Run the pipeline and print its summary."""
     from autounet.pipeline import RunOptions, format_summary
     from autounet.pipeline import run as run_pipeline
+    from autounet.training.time_budget import parse_duration
 
+    settings = _settings.training_settings(args)
+    time_budget = parse_duration(args.time_budget) if args.time_budget else None
+    fixed = sorted({"epochs", "iterations_per_epoch", "val_iterations"} & set(settings))
+    if time_budget is not None and fixed:
+        from autounet.errors import UsageError
+
+        raise UsageError("--time-budget derives the schedule; do not combine it with --epochs / --iters-per-epoch "
+                         "/ --val-iters.")
     options = RunOptions(folds=tuple(args.folds), preset=args.preset, budget=args.budget,
-                         devices=tuple(args.devices), workers=args.workers,
-                         training_overrides=_settings.training_settings(args), progress=ctx.progress)
+                         devices=tuple(args.devices), workers=args.workers, training_overrides=settings,
+                         progress=ctx.progress, time_budget=time_budget)
     if args.configurations:
         options = dataclasses.replace(options, configurations=tuple(args.configurations))
     summary = run_pipeline(ctx.workspace(), args.dataset, options=options,

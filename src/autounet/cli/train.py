@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.fold(parser, positional=True)
     _options.plans(parser)
     _options.budget(parser)
+    parser.add_argument("--time-budget", metavar="DURATION",
+                        help="train (and validate) within DURATION, e.g. 40m, 8h, 1h30m: epochs, iterations and "
+                             "validation batches are derived from iteration times measured on this machine")
     parser.add_argument("--resume", action="store_true", help="continue from the fold's latest checkpoint")
     parser.add_argument("--continue-epochs", type=int, default=0, metavar="N",
                         help="extend a finished (or interrupted) run by N epochs")
@@ -44,18 +47,20 @@ def job_from_args(args: argparse.Namespace, workspace: Any) -> tuple[Any, Any]:
     from autounet.pipeline import TrainingJob, ValidationOptions
     from autounet.pipeline.training import parse_fold
     from autounet.planning.store import read_plans_file
-    from autounet.schemas.training import training_config
+    from autounet.training.time_budget import resolve_config
 
     dataset = workspace.find_dataset(args.dataset)
     plans = read_plans_file(workspace.plans_file(dataset, args.plans))
     settings = {"progress": args.progress and not args.quiet, **_settings.training_settings(args)}
-    config = training_config(args.budget, spatial_dims=plans.configuration(args.configuration).ndim, **settings)
+    config, seconds = resolve_config(args.budget, args.time_budget, plans.configuration(args.configuration).ndim,
+                                     settings)
     validation = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
                                    workers=args.workers) if (args.validate or args.val_only) else None
     job = TrainingJob(workspace=workspace, dataset=dataset, configuration=args.configuration,
                       fold=parse_fold(args.fold), recipe=config.recipe, plans_name=args.plans,
                       resume="yes" if args.resume else "no", continue_epochs=args.continue_epochs,
-                      overwrite=args.overwrite, train=not args.val_only, validation=validation)
+                      overwrite=args.overwrite, train=not args.val_only, validation=validation,
+                      time_budget=seconds)
     return job, config.runtime
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from autounet._atomic import write_json_atomic
 from autounet._parallel import current_executor, map_ordered
+from autounet.dataset import small
 from autounet.dataset._case_checks import CaseContext, Problem, Tolerances, check_case
 from autounet.dataset.raw import (
     IMAGES_TR,
@@ -129,6 +130,9 @@ def verify(dataset: str | int | os.PathLike[str] | RawDataset, *, workspace: Wor
                                   seconds=time.perf_counter() - start)
     raw = RawDataset(name=root.name, root=root, spec=spec, cases=cases, stray_files=stray)
     problems += _dataset_problems(raw)
+    labelled = sum(1 for files in cases.values() if files.label is not None)
+    if cases and small.is_small(labelled):
+        warnings.append(Problem("few_cases", small.advice(labelled, dataset=root.name)))
     expected = _expected_labels(spec, problems)
     reader = _choose_reader(raw, problems, warnings)
     ctx = CaseContext(n_channels=spec.num_channels, file_ending=spec.file_ending, reader=reader,

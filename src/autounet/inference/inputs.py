@@ -1,11 +1,13 @@
 """Which cases to predict: a folder in the dataset's format, a list of files, or DICOM series folders.
 
 Files are grouped into cases by the dataset naming rule ``<case>_<XXXX><ending>`` (channel ``XXXX``). A case must
-have exactly the channels ``0000 .. n-1`` the model was trained with; a case that does not is kept in the list
-with an ``error`` (so that it is reported by name at the end while the other cases are predicted). A folder of
-DICOM files is one case (named after the folder); a folder whose sub-folders are DICOM series gives one case per
-sub-folder. A list of plain files without channel suffixes is accepted for single-channel models (one case per
-file).
+have the channels ``0000 .. n-1`` the model was trained with; one file may hold several channels (an RGB/RGBA
+PNG, JPEG or TIFF, a 4D file: the natural-image convention is one ``<case>_0000.png`` for channels R, G, B), so
+fewer files than channels are accepted when they are ``0000 .. k-1`` and the channels they hold are counted when
+the case is read (:func:`check_channels`). A case that cannot be predicted is kept in the list with an ``error``
+(so that it is reported by name at the end while the other cases are predicted). A folder of DICOM files is one
+case (named after the folder); a folder whose sub-folders are DICOM series gives one case per sub-folder. A list of
+plain files without channel suffixes gives one case per file (holding all the model's channels).
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ class CaseInput:
         case_id: output name stem.
         images: channel files in channel order, or the one DICOM series folder.
         ending: the input's file ending (``.nii.gz``, ``.png``, ...; ``""`` for a DICOM series).
-        error: why the case cannot be predicted (missing channels ...); None when it can.
+        error: why the case cannot be predicted (unexpected channel files ...); None when it can.
+        missing: channel files that are absent; fine if the present files hold all channels (checked on reading).
     """
 
     case_id: str
     images: tuple[Path, ...]
     ending: str
     error: str | None = None
+    missing: tuple[str, ...] = ()
 
     @property
     def is_dicom(self) -> bool:
@@ -83,9 +87,10 @@ def _group_channel_files(files: Sequence[Path], num_channels: int) -> list[CaseI
         channels = groups[case]
         expected = list(range(num_channels))
         error = None
-        if sorted(channels) != expected:
-            missing = [f"{case}_{c:04d}{endings[case]}" for c in expected if c not in channels]
-            extra = [channels[c].name for c in sorted(channels) if c >= num_channels]
+        missing = [f"{case}_{c:04d}{endings[case]}" for c in expected if c not in channels]
+        extra = [channels[c].name for c in sorted(channels) if c >= num_channels]
+        leading = sorted(channels) == list(range(len(channels)))  # 0000 .. k-1: the files may hold all channels
+        if extra or (missing and not leading):
             parts = []
             if missing:
                 parts.append(f"missing {', '.join(missing)}")
@@ -93,8 +98,21 @@ def _group_channel_files(files: Sequence[Path], num_channels: int) -> list[CaseI
                 parts.append(f"unexpected {', '.join(extra)}")
             error = f"the model needs {num_channels} channel(s) (_0000 .. _{num_channels - 1:04d}): {'; '.join(parts)}"
         images = tuple(channels[c] for c in sorted(channels) if c < num_channels)
-        cases.append(CaseInput(case_id=case, images=images, ending=endings[case], error=error))
+        cases.append(CaseInput(case_id=case, images=images, ending=endings[case], error=error,
+                               missing=tuple(missing) if error is None else ()))
     return cases
+
+
+def check_channels(case: CaseInput, n_read: int, num_channels: int) -> None:
+    """Raise ``UsageError`` naming the case and its files when they hold ``n_read`` != ``num_channels`` channels."""
+    if n_read == num_channels:
+        return
+    names = ", ".join(p.name for p in case.images)
+    msg = (f"case {case.case_id}: {names} hold(s) {n_read} channel(s) but the model needs {num_channels} "
+           f"(files _0000 .. _{num_channels - 1:04d}, or one file holding all of them, e.g. an RGB image)")
+    if case.missing:
+        msg += f"; missing {', '.join(case.missing)}"
+    raise UsageError(msg)
 
 
 def _from_folder(folder: Path, num_channels: int) -> list[CaseInput]:
@@ -116,11 +134,7 @@ def _from_files(files: Sequence[Path], num_channels: int) -> list[CaseInput]:
     cases = _group_channel_files(files, num_channels)
     named = {p for c in cases for p in c.images}
     rest = [f for f in files if f not in named and not CHANNEL_FILE.match(f.name)]
-    if rest and num_channels != 1:
-        msg = (f"Cannot tell the channels of {', '.join(p.name for p in rest[:3])}: the model needs {num_channels} "
-               "channels, so name the files <case>_0000<ending>, <case>_0001<ending>, ...")
-        raise UsageError(msg)
-    for f in rest:
+    for f in rest:  # one file per case, holding all channels (checked when read)
         m = PLAIN_FILE.match(f.name)
         case, ending = (m["case"], m["ending"]) if m else (f.name, "")
         cases.append(CaseInput(case_id=case, images=(f,), ending=ending))

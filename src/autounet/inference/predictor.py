@@ -27,10 +27,11 @@ import torch
 
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
+from autounet._progress import Ticker
 from autounet.errors import UsageError
 from autounet.inference import probabilities as _probabilities
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
-from autounet.inference.inputs import CaseInput, discover_cases, shard
+from autounet.inference.inputs import CaseInput, check_channels, discover_cases, shard
 from autounet.inference.model import LoadedModel, load_model, resolve_device
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
@@ -238,6 +239,7 @@ class Predictor:
         if job.case.error is not None:
             raise UsageError(job.case.error)
         images, geometry = read_images(list(job.case.images))
+        check_channels(job.case, int(images.shape[0]), self.num_channels)
         previous = None
         if self.model.is_cascade:
             if job.previous is not None:
@@ -277,7 +279,8 @@ class Predictor:
         preprocessing of the next case and export of the previous one overlap with the network's work. Failed cases
         are listed in the returned report (the others still finish). Cascades first predict (or reuse) their
         ``3d_lowres`` stage into ``previous_stage_dir`` (default ``<output_dir>/<previous configuration>``).
-        ``on_start(n_cases)`` and ``on_done(case_id)`` drive a progress display.
+        ``on_start(n_cases)`` and ``on_done(case_id)`` drive a progress display; without ``on_done`` each case is
+        logged (INFO) with the seconds per case and the ETA.
         """
         sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         output_dir = Path(output_dir)
@@ -301,6 +304,11 @@ class Predictor:
                                      report=report)
         if on_start is not None:
             on_start(len(todo))
+        if on_done is None and todo:
+            ticker = Ticker(len(todo), what=f"predict {output_dir.name}", logger=log, unit="case", every=True)
+
+            def on_done(case_id: str) -> None:
+                ticker.update(detail=case_id)
         stages: Stages[_Job] = Stages(
             load=self._load_job, predict=self._predict_job,
             export=lambda job, loaded, logits: self._export_job(job, loaded, logits,
@@ -319,6 +327,8 @@ class Predictor:
                                      what="output format")
         if case.is_dicom:
             return DICOM_OUTPUT_ENDING
+        if case.ending.lower() in (".jpg", ".jpeg"):  # a segmentation is never written lossy: PNG instead
+            return ".png"
         return case.ending
 
     def _run_previous_stage(self, sources: list[Any], todo: list[_Job], output_dir: Path,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -80,6 +81,9 @@ class RunOptions:
         progress: show progress bars.
         cluster_resources: with ``--cluster`` (Dask), the worker resources each training task needs (default one
             ``GPU``; workers are started with ``--resources GPU=1``).
+        time_budget: seconds for the whole run (``--time-budget``); divided over the trainings (3D folds weigh
+            twice a 2D fold), each sized by :mod:`autounet.training.time_budget`. ``budget="short"`` without it
+            gives every training ``SHORT_BUDGET_SECONDS``.
     """
 
     configurations: tuple[str, ...] = DEFAULT_CONFIGURATIONS
@@ -92,6 +96,7 @@ class RunOptions:
     progress: bool = False
     #: scale (issue 17): Dask worker resources each training task needs (None: no requirement)
     cluster_resources: dict[str, float] | None = field(default_factory=lambda: {"GPU": 1})
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budget", canonical_budget(self.budget))
@@ -102,10 +107,26 @@ class RunOptions:
             check_device(device, where="--devices")
         split_settings(self.training_overrides)  # unknown names fail before any work
 
+    @property
+    def timed(self) -> bool:
+        """Trainings sized by time (``time_budget``, or the short budget without a fixed schedule)."""
+        fixed = {"epochs", "iterations_per_epoch"} & set(self.training_overrides)
+        return self.time_budget is not None or (self.budget == "short" and not fixed)
+
     def training_config(self, spatial_dims: int = 2) -> TrainingConfig:
-        """The recipe and runtime settings of this budget for a 2D or 3D configuration, with the overrides."""
-        settings = {"progress": self.progress, **self.training_overrides}
-        return make_training_config(self.budget, spatial_dims=spatial_dims, **settings)
+        """The recipe and runtime settings of this budget for a 2D or 3D configuration, with the overrides.
+
+        Timed trainings (``timed``) take the full recipe (on a CPU with the CPU batch) and get their schedule from
+        their share of the time budget.
+        """
+        settings: dict[str, object] = {"progress": self.progress}
+        if self.timed:
+            from autounet.training.time_budget import recipe_for
+
+            device = str(self.training_overrides.get("device", self.devices[0]))
+            settings.update(recipe_for(device, spatial_dims))
+            return make_training_config("full", spatial_dims=spatial_dims, **{**settings, **self.training_overrides})
+        return make_training_config(self.budget, spatial_dims=spatial_dims, **{**settings, **self.training_overrides})
 
 
 @dataclass
@@ -135,6 +156,7 @@ def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options:
     in this process for one device, one spawned process per device for several).
     """
     options = options or RunOptions()
+    started = time.monotonic()
     say = on_step or (lambda step, message: log.info("[%s] %s", step, message))
     raw = open_raw_dataset(dataset, workspace)
     name = raw.name
@@ -156,6 +178,15 @@ def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options:
     if not present:
         msg = f"None of {', '.join(options.configurations)} is in {plans_path}."
         raise UsageError(msg)
+    small_dataset = _small_dataset(workspace, name, raw, say)
+    if small_dataset:  # fold 'all' only: a cascade needs every case predicted by a fold that did not train on it
+        options = replace(options, folds=("all",))  # type: ignore[arg-type]
+        cascaded = [c for c in present if plans.configuration(c).previous_stage is not None]
+        present = [c for c in present if c not in cascaded]
+        summary.skipped_configurations += cascaded
+        summary.configurations = present
+        for c in cascaded:
+            say("plan", f"{c}: skipped (a cascade needs cross-validation predictions of its first stage)")
     present, added = with_previous_stages(plans, present)
     summary.configurations = present
     for extra in added:
@@ -169,17 +200,34 @@ def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options:
             say("plan", f"{lowres}: training folds {', '.join(map(str, folds[lowres]))} (the cascade needs a "
                         "prediction of every case from the fold where it is a validation case)")
     _train_all(workspace, name, plans.plans_name, present, options, summary, say, folds=folds, cascades=cascades,
-               ndims={c: plans.configuration(c).ndim for c in present}, submit=submit)
+               ndims={c: plans.configuration(c).ndim for c in present}, submit=submit, started=started)
     if summary.failed:
         details = "; ".join(f"{k}: {v}" for k, v in summary.failed.items())
         msg = f"{len(summary.failed)} training job(s) failed ({details}). Rerun to resume."
         raise AutounetError(msg)
+    if small_dataset:
+        say("find-best", "skipped: fold 'all' has no validation cases, so there is nothing to compare or report; "
+                         f"predict with `autounet predict -d {name} -c CONFIG -f all`")
+        return summary
     say("find-best", "comparing configurations and ensembles by cross-validation")
     summary.information = find_best(workspace, name, configurations=present, plans=(plans.plans_name,),
                                     folds=options.folds, workers=options.workers, progress=options.progress)
     say("report", "writing the validation report")
     summary.report = build_report(workspace, name)
     return summary
+
+
+def _small_dataset(workspace: Workspace, name: str, raw: object, say: StepCallback) -> bool:
+    """Fewer than 5 labelled cases and no hand-written ``splits_final.json``: train fold ``all`` (and say so)."""
+    from autounet.dataset import small
+
+    labelled = sum(1 for files in raw.cases.values() if files.label is not None)  # type: ignore[attr-defined]
+    if not small.is_small(labelled) or workspace.splits_file(name).is_file():
+        return False
+    say("train", f"only {labelled} training case(s), fewer than the {small.MIN_CASES_FOR_CV} that 5-fold "
+                 "cross-validation needs: training fold 'all' (every case, no validation). For a validated model "
+                 f"write your own split to {workspace.splits_file(name)} and run again.")
+    return True
 
 
 def _job_key(configuration: str, fold: int) -> str:
@@ -189,7 +237,7 @@ def _job_key(configuration: str, fold: int) -> str:
 def _train_all(workspace: Workspace, name: str, plans_name: str, configurations: Sequence[str],
                options: RunOptions, summary: RunSummary, say: StepCallback, *,
                folds: Mapping[str, Sequence[int]], cascades: Mapping[str, str], ndims: Mapping[str, int],
-               submit: Submit | None = None) -> None:
+               submit: Submit | None = None, started: float | None = None) -> None:
     """Train and validate every fold through ``submit``; cascade folds wait for all folds of their previous stage.
 
     ``ndims`` gives each configuration's spatial dimensionality (the short budget differs for 2D and 3D).
@@ -207,6 +255,7 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
                 continue
             todo.append((configuration, fold))
     keys = {_job_key(c, f) for c, f in todo}
+    seconds = _time_shares(options, todo, ndims, started, say) if todo else {}
     jobs = []
     for configuration, fold in todo:
         previous = cascades.get(configuration)
@@ -214,7 +263,8 @@ def _train_all(workspace: Workspace, name: str, plans_name: str, configurations:
         config = options.training_config(ndims[configuration])
         job = TrainingJob(workspace=workspace, dataset=name, configuration=configuration, fold=fold,
                           recipe=config.recipe, plans_name=plans_name, resume="auto",
-                          validation=ValidationOptions(workers=options.workers))
+                          validation=ValidationOptions(workers=options.workers),
+                          time_budget=seconds.get((configuration, fold)))
         jobs.append(Job(_job_key(configuration, fold), depends_on=tuple(k for k in waits if k in keys),
                         payload=(job, config.runtime)))
     if summary.reused:
@@ -261,6 +311,34 @@ def _submitter(submit: Submit | None, devices: int) -> Iterator[Submit]:
             yield pool
 
 
+#: share of a run's time budget kept for find-best and the report
+FINAL_STEPS_SHARE = 0.05
+
+
+def _time_shares(options: RunOptions, todo: Sequence[tuple[str, int]], ndims: Mapping[str, int],
+                 started: float | None, say: StepCallback) -> dict[tuple[str, int], float]:
+    """``--time-budget`` hook: each training's seconds (the run's budget left, divided; or the short budget)."""
+    from autounet.training import time_budget as tb
+
+    if not options.timed:
+        return {}
+    if options.time_budget is None:
+        say("train", f"short budget: {tb.format_duration(tb.SHORT_BUDGET_SECONDS)} per training (training and "
+                     "final validation), the schedule derived from iteration times measured here")
+        return {job: tb.SHORT_BUDGET_SECONDS for job in todo}
+    spent = time.monotonic() - started if started is not None else 0.0
+    left = (options.time_budget - spent) * (1 - FINAL_STEPS_SHARE)
+    if left <= 0:
+        msg = (f"The time budget of {tb.format_duration(options.time_budget)} was used up before training "
+               f"({tb.format_duration(spent)} for verify, plan and preprocess).")
+        raise UsageError(msg)
+    weights = {c: 2.0 for c in ndims if ndims[c] == 3}
+    shares = tb.split_budget(left, list(todo), weights=weights, parallel=len(options.devices))
+    say("train", f"{tb.describe_split(shares, left)}; {tb.format_duration(spent)} already spent, "
+                 f"{int(FINAL_STEPS_SHARE * 100)} % kept for find-best and the report")
+    return shares
+
+
 def _train_job_on_worker(device: str, job: Job) -> None:
     """One training job as a Dask task: train, validate and write next-stage inputs on the worker's device."""
     training_job, runtime = cast("tuple[TrainingJob, RuntimeSettings]", job.payload)
@@ -270,5 +348,7 @@ def _train_job_on_worker(device: str, job: Job) -> None:
 def _fold_complete(workspace: Workspace, name: str, configuration: str, fold: int, plans_name: str,
                    trainer: str) -> bool:
     model_dir = workspace.model_dir(name, configuration, plans_name=plans_name, trainer=trainer)
-    return (model_dir / fold_dir_name(fold) / FINAL).is_file() and is_validated(
-        workspace, name, configuration, fold, plans_name=plans_name, trainer=trainer)
+    trained = (model_dir / fold_dir_name(fold) / FINAL).is_file()
+    if str(fold) == "all":  # nothing to validate
+        return trained
+    return trained and is_validated(workspace, name, configuration, fold, plans_name=plans_name, trainer=trainer)

@@ -56,6 +56,8 @@ class TrainingJob:
         train: ``False`` skips training (only the final validation of a trained fold).
         validation: how the final validation runs; ``None`` skips it (always skipped for fold ``all``).
         next_stage: write the next stage's inputs when the configuration feeds a cascade.
+        time_budget: seconds for training and the final validation: the schedule is derived from measured
+            iteration times (:mod:`autounet.training.time_budget`); ``None`` keeps the recipe's schedule.
     """
 
     workspace: Workspace
@@ -70,6 +72,7 @@ class TrainingJob:
     train: bool = True
     validation: ValidationOptions | None = field(default_factory=ValidationOptions)
     next_stage: bool = True
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.resume not in RESUME_MODES:
@@ -140,7 +143,8 @@ def run_training(job: TrainingJob, *, runtime: RuntimeSettings | None = None, di
                                           and find_resume_checkpoint(job.fold_dir) is not None)
         train(job.workspace, job.dataset, job.configuration, job.fold, config=TrainingConfig(job.recipe, runtime),
               plans_name=job.plans_name, resume=resume, continue_epochs=job.continue_epochs,
-              overwrite=job.overwrite, distributed=distributed)
+              overwrite=job.overwrite, distributed=distributed, time_budget=job.time_budget,
+              budget_final_validation=job.validation is not None)
         result.trained = True
     if not main_process:
         return result

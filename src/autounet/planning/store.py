@@ -62,6 +62,8 @@ def plan_dataset(workspace: Workspace, dataset: str | int | os.PathLike[str], *,
 
     raw = open_raw_dataset(dataset, workspace)
     raw.require_files()
+    if not workspace.splits_file(raw.name).is_file():  # a hand-written split is the way forward already taken
+        _warn_if_small(raw)
     fingerprint = ensure_fingerprint(raw, workspace.fingerprint_file(raw.name), clean=clean, workers=workers,
                                      progress=progress)
     result = plan_detailed(fingerprint, raw.spec, preset=preset, gpu_memory_gb=gpu_memory_gb,
@@ -71,6 +73,15 @@ def plan_dataset(workspace: Workspace, dataset: str | int | os.PathLike[str], *,
     written = write_plans(path, result.plans)
     write_bytes_atomic(workspace.preprocessed_dataset_json(raw.name), raw.dataset_json.read_bytes())
     return dataclasses.replace(result, plans=written), path
+
+
+def _warn_if_small(raw: Any) -> None:
+    """A warning when the dataset has fewer labelled cases than cross-validation folds."""
+    from autounet.dataset import small
+
+    labelled = sum(1 for files in raw.cases.values() if files.label is not None)
+    if small.is_small(labelled):
+        log.warning("%s: %s", raw.name, small.advice(labelled, dataset=raw.name))
 
 
 def export_reference_file(plans: Plans, path: str | os.PathLike[str]) -> dict[str, Any]:

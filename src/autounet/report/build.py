@@ -217,6 +217,8 @@ def _image(case_files: Any) -> np.ndarray | None:
     except Exception as exc:  # noqa: BLE001
         log.warning("Cannot read %s for an overlay: %s", case_files.images[0], exc)
         return None
+    if images.shape[0] in (3, 4) and images.shape[1] == 1:  # one natural-image file: R, G, B(, A) -> colour
+        return np.moveaxis(images[:3], 0, -1)  # (1, H, W, 3)
     return images[0]
 
 

@@ -85,7 +85,7 @@ def _normalize(image: np.ndarray) -> np.ndarray:
 
 
 def _overlay(gray: np.ndarray, seg: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    rgb = gray if gray.ndim == 3 else np.repeat(gray[..., None], 3, axis=-1)
     colors = _LABEL_COLORS[np.mod(seg.astype(np.int64), len(_LABEL_COLORS))]
     mask = (seg > 0)[..., None]
     return np.where(mask, (1 - alpha) * rgb + alpha * colors, rgb)
@@ -101,9 +101,17 @@ def best_slice(reference: np.ndarray, prediction: np.ndarray) -> int:
 
 
 def case_overlay(image: np.ndarray | None, reference: np.ndarray, prediction: np.ndarray, *, title: str) -> bytes:
-    """Reference and prediction over the image, on the slice with the most reference foreground."""
+    """Reference and prediction over the image, on the slice with the most reference foreground.
+
+    ``image`` is ``(z, y, x)`` (grey) or ``(z, y, x, 3)`` (colour, e.g. an RGB photograph).
+    """
     z = best_slice(reference, prediction)
-    gray = _normalize(image[z].astype(np.float32)) if image is not None else np.zeros(reference.shape[1:], np.float32)
+    if image is None:
+        gray = np.zeros(reference.shape[1:], np.float32)
+    elif image.ndim == 4:
+        gray = image[z].astype(np.float32) / (255.0 if float(image.max()) > 1.0 else 1.0)
+    else:
+        gray = _normalize(image[z].astype(np.float32))
     fig, axes = _figure(figsize=(6.4, 3.4), ncols=2)
     for ax, seg, name in ((axes[0][0], reference, "reference"), (axes[0][1], prediction, "prediction")):
         ax.imshow(_overlay(gray, seg[z]), interpolation="nearest")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,8 @@ def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epoc
 
 def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
           config: TrainingConfig, plans_name: str = DEFAULT_PLANS_NAME, resume: bool = False, continue_epochs: int = 0,
-          overwrite: bool = False, distributed: bool = False, store: PatchStore | None = None) -> Path:
+          overwrite: bool = False, distributed: bool = False, store: PatchStore | None = None,
+          time_budget: float | None = None, budget_final_validation: bool = True) -> Path:
     """Train one fold of one configuration; returns the fold folder.
 
     Args:
@@ -165,7 +167,12 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
         overwrite: start from scratch even if the fold folder holds checkpoints.
         distributed: join the torchrun process group (one process per device).
         store: the case store to read (default: ``CaseStore`` of the configuration's preprocessed folder).
+        time_budget: seconds for training and the final validation (fold 0-4); the schedule (epochs,
+            iterations, validation batches) is derived from measured iteration times
+            (:mod:`autounet.training.time_budget`). Ignored when resuming (the stored schedule continues).
+        budget_final_validation: keep time in the budget for the final validation (off with ``--no-val``).
     """
+    started = time.monotonic()
     if continue_epochs and not resume:
         resume = True
     from autounet.training.components import check_recipe
@@ -179,14 +186,16 @@ def train(workspace: Workspace, dataset_name: str, configuration: str, fold: int
     try:
         return _train(workspace, dataset_name, configuration, fold, config=config, plans_name=plans_name,
                       resume=resume, continue_epochs=continue_epochs, overwrite=overwrite, device=device,
-                      dist_ctx=dist_ctx, store=store)
+                      dist_ctx=dist_ctx, store=store, time_budget=time_budget, started=started,
+                      budget_final_validation=budget_final_validation)
     finally:
         ddp.teardown(dist_ctx)
 
 
 def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *, config: TrainingConfig,
            plans_name: str, resume: bool, continue_epochs: int, overwrite: bool, device: torch.device,
-           dist_ctx: ddp.DistContext, store: PatchStore | None) -> Path:
+           dist_ctx: ddp.DistContext, store: PatchStore | None, time_budget: float | None = None,
+           started: float | None = None, budget_final_validation: bool = True) -> Path:
     inputs = load_inputs(workspace, dataset_name, configuration, plans_name, check_data=store is None)
     model_dir = workspace.model_dir(dataset_name, configuration, plans_name=plans_name,
                                     trainer=config.recipe.trainer_name)
@@ -205,6 +214,15 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
         save_training_config(fold_dir / TRAINING_CONFIG_JSON, config)
     run = build_run(workspace, dataset_name, inputs, fold, fold_dir=fold_dir, config=config, device=device,
                     dist_ctx=dist_ctx, seed=seed, store=store)
+    if time_budget is not None and content is None:  # --time-budget hook (autounet.training.time_budget)
+        from autounet.training import time_budget as budget
+
+        budget.apply(run, time_budget, patch_size=inputs.plan.patch_size, started=started,
+                     final_validation=budget_final_validation and fold != "all")
+        run.config = run.config.replace(**{k: ddp.broadcast_int(int(getattr(run.config.recipe, k)), dist_ctx, device)
+                                           for k in ("epochs", "iterations_per_epoch", "val_iterations")})
+        if dist_ctx.is_main:
+            save_training_config(fold_dir / TRAINING_CONFIG_JSON, run.config)
     try:
         return fit(run, resume_from=content)
     finally:

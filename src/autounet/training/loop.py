@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from autounet._log import get_logger
+from autounet._progress import Ticker
 from autounet.errors import CheckpointError
 from autounet.networks.reference_compat import (
     convert_reference_state_dict,
@@ -93,6 +94,7 @@ class Run:
     progress: bool = False
     amp_dtype: torch.dtype = torch.float16
     network_spec: Any = None
+    budget: Any = None  # --time-budget hook: a time_budget.BudgetGuard that re-sizes ``config.epochs``
 
 
 @dataclass
@@ -279,11 +281,24 @@ def _progress_bar(run: Run, epoch: int, start: int) -> Any:
                 dynamic_ncols=True)
 
 
+#: seconds between progress lines within an epoch when there is no bar (output to a file)
+PROGRESS_INTERVAL = 30.0
+
+
+def _ticker(run: Run, epoch: int, start: int) -> Ticker | None:
+    """Log lines (iteration, loss, s/iteration, ETA) every ``PROGRESS_INTERVAL`` s when there is no bar."""
+    if run.progress or not run.dist.is_main:
+        return None
+    return Ticker(run.config.recipe.iterations_per_epoch, what=f"epoch {epoch}/{run.config.recipe.epochs}", logger=log,
+                  interval=PROGRESS_INTERVAL, start=start)
+
+
 def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
     """Run the remaining training iterations of ``state.epoch``; False if interrupted (state saved)."""
     cfg, epoch = run.config.recipe, state.epoch
     run.model.train()
     bar = _progress_bar(run, epoch, state.iteration)
+    ticker = _ticker(run, epoch, state.iteration)
     pending: list[torch.Tensor] = []
     batches = run.train_loader.batches(epoch, state.iteration, cfg.iterations_per_epoch)
     try:
@@ -298,6 +313,9 @@ def _train_epoch(run: Run, state: _State, stop: _StopFlag) -> bool:
             state.iteration = it + 1
             if bar is not None:
                 bar.update(1)
+            if ticker is not None:
+                ticker.update(detail=lambda: f"loss {float(pending[-1]):.4f}",
+                              extra_items=(cfg.epochs - epoch - 1) * cfg.iterations_per_epoch)
             if ddp.any_rank(stop.requested, run.dist, run.device) and state.iteration < cfg.iterations_per_epoch:
                 state.epoch_losses.extend(float(x) for x in pending)
                 return False
@@ -344,7 +362,15 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
         log.info("Nothing to train: the run already finished %d epochs.", cfg.epochs)
         return run.fold_dir
     with _interrupt_handler(handle_interrupts) as stop:
-        while state.epoch < cfg.epochs:
+        while True:
+            if run.budget is not None:  # --time-budget hook: epochs re-derived from the time left
+                epochs = ddp.broadcast_int(run.budget.adjust(state.epoch, run.config.recipe.epochs), run.dist,
+                                           run.device)
+                if epochs != run.config.recipe.epochs:
+                    run.config = run.config.replace(epochs=max(epochs, 1))
+            if state.epoch >= run.config.recipe.epochs:
+                break
+            cfg = run.config.recipe
             lr = run.lr_at(state.epoch)
             _set_lr(run, lr)
             if state.epoch_start is None:
@@ -353,8 +379,9 @@ def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupt
                 _interrupted(run, state)
             val_loss, dice = validate(run, state.epoch)
             _end_epoch(run, state, val_loss=val_loss, dice=dice, lr=lr)
-            if ddp.any_rank(stop.requested, run.dist, run.device) and state.epoch < cfg.epochs:
+            if ddp.any_rank(stop.requested, run.dist, run.device) and state.epoch < run.config.recipe.epochs:
                 _interrupted(run, state)
+    cfg = run.config.recipe
     _save(run, state, ckpt.FINAL, epoch=cfg.epochs)
     if run.dist.is_main:
         (run.fold_dir / ckpt.LATEST).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
+from autounet.dataset import small
 from autounet.errors import DatasetError, UsageError
 
 log = get_logger(__name__)
@@ -91,6 +92,9 @@ def fold_cases(splits_file: str | os.PathLike[str], case_ids: Sequence[str],
     if path.is_file():
         splits = load_splits(path)
     else:
+        if small.is_small(len(ids)):
+            raise DatasetError(f"Cannot make {N_FOLDS} cross-validation folds for fold {k}: "
+                               + small.advice(len(ids), splits_file=str(path), dataset=path.parent.name))
         splits = make_splits(ids)
         save_splits(path, splits)
         log.info("Created %d-fold cross-validation splits in %s.", len(splits), path)

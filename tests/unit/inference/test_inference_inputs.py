@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autounet.errors import UsageError
-from autounet.inference.inputs import discover_cases, shard
+from autounet.inference.inputs import check_channels, discover_cases, shard
 from autounet.inference.runner import Stages, run_cases
 
 
@@ -29,7 +29,23 @@ def test_folder_groups_channels_and_reports_missing_ones(tmp_path):
     a, b, c = cases
     assert a.error is None and [p.name for p in a.images] == ["a_0000.nii.gz", "a_0001.nii.gz"]
     assert a.ending == ".nii.gz" and c.ending == ".nrrd" and c.images[0].name == "c_0000.nrrd"
-    assert b.error is not None and "b_0001.nii.gz" in b.error
+    # b_0000 alone may hold both channels (an RGB image, a 4D file): accepted, counted when read
+    assert b.error is None and b.missing == ("b_0001.nii.gz",)
+
+
+def test_missing_leading_channel_is_an_error(tmp_path):
+    _touch(tmp_path, "a_0001.png")
+    (case,) = discover_cases([tmp_path], num_channels=3)
+    assert case.error is not None and "missing a_0000.png, a_0002.png" in case.error
+
+
+def test_check_channels_names_case_and_files(tmp_path):
+    _touch(tmp_path, "cell_0000.png")
+    (case,) = discover_cases([tmp_path], num_channels=3)
+    check_channels(case, 3, 3)  # one RGB file holds R, G, B
+    with pytest.raises(UsageError, match=r"case cell: cell_0000.png hold\(s\) 1 channel\(s\) but the model needs 3.*"
+                                         r"missing cell_0001.png, cell_0002.png"):
+        check_channels(case, 1, 3)
 
 
 def test_extra_channel_is_an_error_of_that_case(tmp_path):
@@ -42,8 +58,9 @@ def test_plain_files_are_single_channel_cases(tmp_path):
     files = _touch(tmp_path, "liver.nii.gz", "brain.mha")
     cases = discover_cases(files, num_channels=1)
     assert [(c.case_id, c.ending) for c in cases] == [("brain", ".mha"), ("liver", ".nii.gz")]
-    with pytest.raises(UsageError, match="channels"):
-        discover_cases(files, num_channels=2)
+    # with several channels, a plain file is one case holding all of them (an RGB photo); checked when read
+    rgb = discover_cases(_touch(tmp_path, "photo.jpg"), num_channels=3)
+    assert [(c.case_id, c.error) for c in rgb] == [("photo", None)]
 
 
 def test_dicom_folders(tmp_path):

@@ -211,3 +211,28 @@ def test_reference_checkpoint_keys_are_converted(make_model, rng):
     torch.save(content, path)
     again = Predictor.from_model_dir(model_dir, device="cpu", use_mirroring=False)
     np.testing.assert_array_equal(again.predict(img, (1.0, 1.0, 1.0)).segmentation, expected)
+
+
+@pytest.mark.parametrize(("ending", "mode"), [(".png", "RGB"), (".png", "RGBA"), (".jpg", "RGB"), (".tif", "RGB")])
+def test_one_file_rgb_cases_are_predicted(make_model, rng, tmp_path, ending, mode):
+    """The natural-image convention: one <case>_0000.png holds R, G, B (or RGBA): predicted like training reads it."""
+    from PIL import Image
+
+    channels = len(mode)
+    dataset = tiny_dataset(channels=channels, file_ending=ending)
+    model_dir = make_model("2d", channels=channels, dataset=dataset)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("photo1", "photo2"):
+        pixels = rng.integers(0, 255, size=(30, 26, channels), dtype=np.uint8)
+        Image.fromarray(pixels, mode=mode).save(src / f"{name}_0000{ending}")
+    Image.fromarray(np.zeros((30, 26), np.uint8), mode="L").save(src / f"grey_0000{ending}")
+    pred = Predictor.from_model_dir(model_dir, device="cpu")
+    report = pred.predict_folder(src, tmp_path / "out")
+    assert sorted(report.written) == ["photo1", "photo2"]
+    (failed,) = report.failed
+    assert failed.case_id == "grey" and f"grey_0000{ending} hold(s) 1 channel(s) but the model needs {channels}" \
+        in failed.message
+    out = tmp_path / "out" / f"photo1{'.png' if ending == '.jpg' else ending}"  # segmentations are never JPEG
+    seg, _ = read_segmentation(out)
+    assert seg.shape[-2:] == (30, 26) and set(np.unique(seg)) <= {0, 1, 2}

@@ -109,3 +109,26 @@ def test_report_renders_in_headless_chromium(report_html, tmp_path):
     # the figures are drawn: matplotlib's default blue (C0) appears in the screenshot
     blue = (np.abs(pixels - np.array([31, 119, 180])).sum(-1) < 30).sum()
     assert blue > 500
+
+
+def test_overlay_of_a_colour_image_keeps_its_colours(tmp_path):
+    """An RGB photograph (one file, 3 channels) is drawn in colour under the labels, not as its red channel."""
+    from autounet.report import figures
+    from autounet.report.build import _image
+
+    rgb = np.zeros((3, 1, 20, 24), np.float32)
+    rgb[1] = 255.0  # pure green
+    path = tmp_path / "photo_0000.png"
+    Image.fromarray(np.moveaxis(rgb[:, 0], 0, -1).astype(np.uint8), mode="RGB").save(path)
+
+    class Files:
+        images = (path,)
+
+    image = _image(Files())
+    assert image.shape == (1, 20, 24, 3)
+    seg = np.zeros((1, 20, 24), np.uint8)
+    seg[0, 5:10, 5:10] = 1
+    png = Image.open(io.BytesIO(figures.case_overlay(image, seg, seg, title="photo"))).convert("RGB")
+    pixels = np.asarray(png).reshape(-1, 3).astype(int)
+    green = (pixels[:, 1] > 200) & (pixels[:, 0] < 60) & (pixels[:, 2] < 60)
+    assert green.sum() > 500  # the unlabelled part of the photograph is drawn green
