@@ -54,8 +54,9 @@ def test_preprocess_reads_a_reference_plans_file(ws: Workspace) -> None:
 
 
 def test_train_validates_and_predict_evaluate(ws: Workspace, source: Path, tmp_path: Path) -> None:
-    fold_dir = api.train(ID, "2d", 0, budget="short", workspace=ws, device="cpu", **TINY)
-    assert (fold_dir / "checkpoint_final.pth").is_file()
+    result = api.train(ID, "2d", 0, budget="short", workspace=ws, device="cpu", **TINY)
+    fold_dir = result.fold_dir
+    assert (fold_dir / "checkpoint_final.pth").is_file() and result.validation_dice is not None
     assert (fold_dir / "validation" / "summary.json").is_file()
     inputs = tmp_path / "in"
     inputs.mkdir()
