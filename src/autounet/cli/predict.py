@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     model.add_argument("--trainer", default=None, help="trainer name in the model folder (default nnUNetTrainer)")
     model.add_argument("-m", "--model", metavar="MODEL_FOLDER",
-                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace")
+                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace, or an "
+                            ".onnx file (with --backend onnxruntime)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: every fold with the checkpoint, fold_all excluded)")
     parser.add_argument("--checkpoint", choices=("final", "best", "latest"), default="final",
@@ -39,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiles per network call (default: chosen from free memory)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="network precision on CUDA (default auto: bf16 where supported); CPU is always fp32")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of torch and of ONNX Runtime sessions (default: torch's)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="what runs the network: torch (default) or onnxruntime (converts the model in memory, "
+                             "or give -m MODEL.onnx from 'autounet export-model --format onnx')")
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
     parser.add_argument("--output-format", metavar="EXT", default=None,
                         help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's)")
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         torch.set_num_threads(args.threads)
     predictor = Predictor.from_model_dir(_model_dir(args, ctx), folds=args.folds, checkpoint=args.checkpoint,
                                          device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta,
-                                         step=args.step, precision=args.precision)
+                                         step=args.step, precision=args.precision, backend=args.backend,
+                                         threads=args.threads)
     start, done, close = _progress(ctx.progress)
     try:
         report = predictor.predict_folder(args.input, args.output, save_probabilities=args.save_probabilities,
