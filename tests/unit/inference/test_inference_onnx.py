@@ -127,3 +127,26 @@ def test_2d_model_with_onnxruntime(make_model, rng):
         img, (1.0, 1.0, 1.0), return_probabilities=True)
     seg, prob = _agree(a, b)
     assert seg >= 0.9999 and prob <= 1e-3
+
+
+def test_cli_predict_backend_onnxruntime(make_model, rng, tmp_path):
+    from autounet.cli import main
+    from autounet.io import ImageGeometry, read_segmentation, write_image
+
+    model_dir = make_model()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(_image(rng), inputs / "case_0000.nii.gz", ImageGeometry(spacing=(1.0, 1.0, 1.0)))
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "pt"), "-m", str(model_dir),
+                 "--device", "cpu"]) == 0
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "ort"), "-m", str(model_dir),
+                 "--backend", "onnxruntime", "--threads", "1"]) == 0
+    onnx_file = export_onnx(model_dir, tmp_path / "m.onnx")
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "file"), "-m", str(onnx_file),
+                 "--backend", "onnxruntime"]) == 0
+    a, _ = read_segmentation(tmp_path / "pt" / "case.nii.gz")
+    for other in ("ort", "file"):
+        b, _ = read_segmentation(tmp_path / other / "case.nii.gz")
+        assert (a == b).mean() >= 0.9999
+    args = json.loads((tmp_path / "ort" / "predict_args.json").read_text(encoding="utf-8"))
+    assert args["settings"]["backend"] == "onnxruntime"
