@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or give -m MODEL.onnx from 'autounet export-model --format onnx')")
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
     parser.add_argument("--output-format", metavar="EXT", default=None,
-                        help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's)")
+                        help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's; DICOM series "
+                             "inputs: .nii.gz, or dicom-seg for a DICOM SEG object referencing the series)")
     parser.add_argument("--part", type=int, default=0, metavar="K", help="predict only part K of --parts (0-based)")
     parser.add_argument("--parts", type=int, default=1, metavar="N", help="split the cases into N parts")
     parser.add_argument("--prev-stage", metavar="DIR", default=None,

@@ -40,6 +40,9 @@ from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, mode
 log = get_logger(__name__)
 
 DICOM_OUTPUT_ENDING = ".nii.gz"
+#: ``--output-format`` values that write a DICOM Segmentation referencing the input series
+DICOM_SEG_FORMATS = ("dicom-seg", "dicom_seg", "seg")
+DICOM_SEG_ENDING = ".dcm"
 
 
 @dataclass
@@ -273,7 +276,10 @@ class Predictor:
     def _export_job(self, job: _Job, loaded: _Loaded, logits: torch.Tensor, *, save_probabilities: bool) -> None:
         result = self.export(logits, loaded.case, with_probabilities=save_probabilities)
         del logits
-        write_segmentation(_for_writing(result.segmentation, loaded.geometry), job.output, loaded.geometry)
+        geometry = loaded.geometry
+        if job.output.name.endswith(DICOM_SEG_ENDING):
+            geometry = geometry.replace(extras={**geometry.extras, "segment_labels": self.segment_labels()})
+        write_segmentation(_for_writing(result.segmentation, loaded.geometry), job.output, geometry)
         if save_probabilities and result.probabilities is not None:
             _probabilities.save_probabilities(job.output.parent, job.case.case_id, result.probabilities,
                                geometry=loaded.geometry, labels=self.model.labels,
@@ -322,7 +328,22 @@ class Predictor:
         report.seconds = run.seconds
         return report
 
+    def segment_labels(self) -> dict[int, str]:
+        """Foreground output value -> name from dataset.json (regions: their ``regions_class_order`` values)."""
+        labels = self.model.dataset.labels
+        named = {name: value for name, value in labels.items() if name not in ("background", "ignore")}
+        if all(isinstance(v, int) for v in named.values()):
+            return {int(v): name for name, v in named.items() if int(v) != 0}  # type: ignore[arg-type]
+        order = self.model.dataset.regions_class_order or ()
+        return {int(v): name for name, v in zip(named, order)}
+
     def _output_ending(self, case: CaseInput, output_format: str | None) -> str:
+        if output_format and output_format.lower() in DICOM_SEG_FORMATS:
+            if not case.is_dicom:
+                msg = (f"--output-format {output_format} needs DICOM series inputs; case {case.case_id} is a "
+                       f"{case.ending} file.")
+                raise UsageError(msg)
+            return DICOM_SEG_ENDING
         if output_format:
             return output_format if output_format.startswith(".") else f".{output_format}"
         if case.is_dicom:
