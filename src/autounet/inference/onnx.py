@@ -125,12 +125,14 @@ def model_metadata(model: LoadedModel) -> dict[str, str]:
 
 
 def export_onnx(model_dir: Path, output: Path, *, folds: Sequence[int | str] | None = None,
-                checkpoint_name: str = "checkpoint_final.pth", opset: int = OPSET, verify: bool = True) -> Path:
+                checkpoint_name: str = "checkpoint_final.pth", opset: int = OPSET, verify: bool = True,
+                int8_calibration: Sequence[Sequence[str | os.PathLike[str]]] | None = None) -> Path:
     """Export a model folder's networks (the requested folds, averaged in the graph) to one ONNX file.
 
     ``output`` is the ``.onnx`` file, or a folder that receives ``<model folder name>.onnx``. With ``verify``,
     ONNX Runtime runs the file on a random tile and must match PyTorch within 1e-3 (else ``CheckpointError``).
-    Returns the written path.
+    ``int8_calibration`` (opt-in; one channel-file list per case, a few training images) also writes the
+    int8-quantized model beside it as ``<name>.int8.onnx``. Returns the float model's path.
     """
     import onnx
 
@@ -151,6 +153,10 @@ def export_onnx(model_dir: Path, output: Path, *, folds: Sequence[int | str] | N
         Path(tmp).write_bytes(data)
     log.info("Exported %s (folds %s) to %s (%.1f MB)", model.model_dir.name, ", ".join(model.folds), output,
              len(data) / 1e6)
+    if int8_calibration:
+        int8 = output.with_name(output.name[: -len(".onnx")] + ".int8.onnx")
+        quantize_int8(output, int8, calibration_tiles(output, int8_calibration))
+        log.info("Wrote the int8 model %s", int8)
     return output
 
 
@@ -164,6 +170,73 @@ def _verify(model: LoadedModel, data: bytes, *, tolerance: float = 1e-3) -> None
     if not diff <= tolerance:
         msg = f"ONNX export of {model.model_dir} does not reproduce PyTorch: max |logit difference| {diff:.3g}."
         raise CheckpointError(msg)
+
+
+# ---- int8 (opt-in) -------------------------------------------------------------------------------------------------
+def calibration_tiles(onnx_file: str | os.PathLike[str], images: Sequence[Sequence[str | os.PathLike[str]]], *,
+                      max_tiles: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """Preprocessed ``(1, C, *patch)`` tiles of ``images`` (one channel-file list per case) for int8 calibration."""
+    from autounet.inference.predictor import Predictor
+    from autounet.inference.sliding import pad_to_patch, tile_grid
+    from autounet.io import read_images
+
+    predictor = Predictor.from_model_dir(onnx_file, backend="onnxruntime", threads=1)
+    patch = predictor.model.configuration.patch_size
+    tiles: list[np.ndarray] = []
+    for case in images:
+        arr, geometry = read_images(list(case))
+        data = torch.as_tensor(predictor.preprocess(arr, geometry).data)
+        padded, _ = pad_to_patch(data, patch)
+        grid = tile_grid(padded.shape[1:], patch, 0.5)
+        for i in range(len(grid)):
+            tile = padded[(slice(None), *grid.slices(i))]
+            tiles.append((tile[:, 0] if grid.squeeze else tile)[None].numpy().astype(np.float32))
+    if not tiles:
+        msg = "int8 calibration needs at least one image."
+        raise UsageError(msg)
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(tiles))[:max_tiles]
+    return [tiles[i] for i in sorted(keep)]
+
+
+def quantize_int8(onnx_file: str | os.PathLike[str], output: str | os.PathLike[str],
+                  calibration: Sequence[np.ndarray]) -> Path:
+    """Static int8 quantization (QDQ, per-channel weights, MinMax calibration on ``calibration`` tiles).
+
+    Opt-in: check the quantized model's validation Dice against the float model before deploying it (the
+    benchmark ``benchmarks/deploy_bench.py`` does). The metadata is kept, with ``quantization`` added.
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._it = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            tile = next(self._it, None)
+            return None if tile is None else {INPUT_NAME: tile}
+
+    source = onnx.load(os.fspath(onnx_file))
+    meta = {p.key: p.value for p in source.metadata_props}
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        quantized = Path(tmp) / "int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(os.fspath(onnx_file), os.fspath(quantized), _Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+        proto = onnx.load(os.fspath(quantized))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {**meta, "quantization": "int8 static QDQ, per-channel weights, "
+                                                               f"MinMax on {len(calibration)} tiles"})
+    with atomic_path(output) as tmp_out:
+        Path(tmp_out).write_bytes(proto.SerializeToString())
+    return output
 
 
 # ---- ONNX Runtime --------------------------------------------------------------------------------------------------

@@ -150,3 +150,27 @@ def test_cli_predict_backend_onnxruntime(make_model, rng, tmp_path):
         assert (a == b).mean() >= 0.9999
     args = json.loads((tmp_path / "ort" / "predict_args.json").read_text(encoding="utf-8"))
     assert args["settings"]["backend"] == "onnxruntime"
+
+
+def test_int8_opt_in_writes_a_quantized_model(make_model, rng, tmp_path):
+    from autounet.io import ImageGeometry, write_image
+
+    model_dir = make_model()
+    cases = []
+    for i in range(2):
+        f = tmp_path / f"cal{i}_0000.nii.gz"
+        write_image(_image(rng), f, ImageGeometry(spacing=(1.0, 1.0, 1.0)))
+        cases.append([f])
+    path = export_onnx(model_dir, tmp_path / "m.onnx", int8_calibration=cases)
+    int8 = tmp_path / "m.int8.onnx"
+    proto = onnx.load(str(int8))
+    assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["quantization"].startswith("int8") and meta["patch_size"] == "[16, 16, 16]"
+    img = _image(rng)
+    a = Predictor.from_model_dir(path, backend="onnxruntime", threads=1).predict(img, (1.0, 1.0, 1.0),
+                                                                                 return_probabilities=True)
+    b = Predictor.from_model_dir(int8, backend="onnxruntime", threads=1).predict(img, (1.0, 1.0, 1.0),
+                                                                                 return_probabilities=True)
+    assert float(np.abs(a.probabilities - b.probabilities).max()) < 0.2  # quantized, yet close
+    assert not np.array_equal(a.probabilities, b.probabilities)  # and really a different (int8) model
