@@ -42,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network precision on CUDA (default auto: bf16 where supported); CPU is always fp32")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch and of ONNX Runtime sessions (default: torch's)")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                        help="what runs the network: torch (default) or onnxruntime (converts the model in memory, "
-                             "or give -m MODEL.onnx from 'autounet export-model --format onnx')")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+                        help="what runs the network: torch (default), onnxruntime (converts the model in memory, "
+                             "or give -m MODEL.onnx from 'autounet export-model --format onnx') or openvino "
+                             "(optional package; CPU)")
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
     parser.add_argument("--output-format", metavar="EXT", default=None,
                         help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's; DICOM series "

@@ -2,7 +2,8 @@
 
 ``torch`` (default) runs the PyTorch networks on the chosen device. ``onnxruntime`` converts them to ONNX in
 memory (or loads an ``.onnx`` file written by :func:`autounet.inference.onnx.export_onnx`) and runs ONNX Runtime
-sessions on the CPU (or its CUDA provider); tiling, mirroring, Gaussian weighting and export stay the same code.
+sessions on the CPU (or its CUDA provider); ``openvino`` (optional, ``pip install openvino``) compiles the same
+ONNX graph with OpenVINO for the CPU. Tiling, mirroring, Gaussian weighting and export stay the same code.
 """
 
 from __future__ import annotations
@@ -51,9 +52,23 @@ def _prepare_onnxruntime(model: LoadedModel, *, device: str | torch.device, thre
     model.networks = to_onnxruntime(model, threads=threads, device=device)  # type: ignore[assignment]
 
 
+def _prepare_openvino(model: LoadedModel, *, device: str | torch.device, threads: int | None) -> None:
+    from autounet.errors import UsageError
+    from autounet.inference.onnx import OpenVinoNetwork, to_openvino
+
+    if str(device) not in ("cpu", "auto"):
+        msg = f"The openvino backend runs on the CPU here, not {device!r}: use --device cpu."
+        raise UsageError(msg)
+    if all(isinstance(n, OpenVinoNetwork) for n in model.networks):
+        return
+    model.networks = to_openvino(model, threads=threads)  # type: ignore[assignment]
+
+
 BACKENDS.add("torch", Backend("torch", _prepare_torch, resolve_device, None))
 BACKENDS.add("onnxruntime", Backend("onnxruntime", _prepare_onnxruntime, lambda _d: torch.device("cpu"), 1,
                                     requirement="onnxruntime"), aliases=("ort", "onnx"))
+BACKENDS.add("openvino", Backend("openvino", _prepare_openvino, lambda _d: torch.device("cpu"), 1,
+                                 requirement="openvino"))
 
 
 def get_backend(name: str) -> Backend:
@@ -65,6 +80,6 @@ def get_backend(name: str) -> Backend:
     backend = BACKENDS.get(name)
     if backend.requirement and importlib.util.find_spec(backend.requirement) is None:
         msg = (f"The {backend.name} backend needs the '{backend.requirement}' package: "
-               f"pip install 'autounet[onnx]'.")
+               f"pip install 'autounet[{'openvino' if backend.name == 'openvino' else 'onnx'}]'.")
         raise UsageError(msg)
     return backend

@@ -290,6 +290,36 @@ class OrtNetwork:
         return torch.from_numpy(y).to(x.device)
 
 
+class OpenVinoNetwork:
+    """An OpenVINO compiled model (read through its ONNX front end) called like the PyTorch network (CPU)."""
+
+    def __init__(self, model: bytes | str | os.PathLike[str], *, threads: int | None = None,
+                 first_stage_width: int | None = None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        source = model if isinstance(model, bytes) else os.fspath(model)
+        network = core.read_model(io.BytesIO(source) if isinstance(source, bytes) else source)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.compiled = core.compile_model(network, "CPU", config)
+        self.first_stage_width = first_stage_width or 32
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        request = self.compiled.create_infer_request()  # one per call: calls may come from several threads
+        y = request.infer({0: arr})[self.compiled.output(0)]
+        return torch.from_numpy(np.array(y, copy=True)).to(x.device)
+
+
+def to_openvino(model: LoadedModel, *, threads: int | None = None, opset: int = OPSET) -> list[OpenVinoNetwork]:
+    """Replace a PyTorch-loaded model's networks by one OpenVINO model (fold mean), converted in memory."""
+    width = _first_conv_width_of(model.networks[0])
+    (graph,) = onnx_bytes(model, opset=opset)
+    return [OpenVinoNetwork(graph, threads=threads, first_stage_width=width)]
+
+
 def _first_conv_width(proto: Any) -> int | None:
     inits = {t.name: t for t in proto.graph.initializer}
     for node in proto.graph.node:
@@ -307,7 +337,7 @@ def to_onnxruntime(model: LoadedModel, *, threads: int | None = None, device: st
 
 
 def _first_conv_width_of(net: Any) -> int | None:
-    if isinstance(net, OrtNetwork):
+    if isinstance(net, (OrtNetwork, OpenVinoNetwork)):
         return net.first_stage_width
     for module in net.modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d)):

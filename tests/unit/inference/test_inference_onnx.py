@@ -174,3 +174,17 @@ def test_int8_opt_in_writes_a_quantized_model(make_model, rng, tmp_path):
                                                                                  return_probabilities=True)
     assert float(np.abs(a.probabilities - b.probabilities).max()) < 0.2  # quantized, yet close
     assert not np.array_equal(a.probabilities, b.probabilities)  # and really a different (int8) model
+
+
+def test_openvino_backend_reproduces_torch(make_model, rng):
+    pytest.importorskip("openvino")
+    from autounet.inference.onnx import OpenVinoNetwork
+
+    model_dir = make_model(folds=(0, 1))
+    img = _image(rng)
+    a = Predictor.from_model_dir(model_dir, device="cpu").predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
+    pred = Predictor.from_model_dir(model_dir, device="cpu", backend="openvino", threads=1)
+    assert all(isinstance(n, OpenVinoNetwork) for n in pred.model.networks)
+    b = pred.predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
+    seg, prob = _agree(a, b)
+    assert seg >= 0.9999 and prob <= 1e-3
