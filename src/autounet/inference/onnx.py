@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -112,6 +113,7 @@ def model_metadata(model: LoadedModel) -> dict[str, str]:
         "transpose_forward": json.dumps(list(model.plans.transpose_forward)),
         "normalization": json.dumps([c.to_dict() if hasattr(c, "to_dict") else str(c)
                                      for c in config.normalization]),
+        "intensity_properties": json.dumps(model.plans.foreground_intensity_properties_per_channel),
         "labels": json.dumps(model.dataset.labels),
         "channel_names": json.dumps(model.dataset.channel_names),
         "mirror_axes": json.dumps(list(model.mirror_axes)),
@@ -223,13 +225,22 @@ def quantize_int8(onnx_file: str | os.PathLike[str], output: str | os.PathLike[s
     source = onnx.load(os.fspath(onnx_file))
     meta = {p.key: p.value for p in source.metadata_props}
     output = Path(output)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    root_logger = logging.getLogger()
+    level = root_logger.level
     with tempfile.TemporaryDirectory() as tmp:
-        quantized = Path(tmp) / "int8.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(os.fspath(onnx_file), os.fspath(quantized), _Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        try:
+            root_logger.setLevel(logging.ERROR)  # onnxruntime.quantization warns on the root logger per bias
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quant_pre_process(os.fspath(onnx_file), os.fspath(prepared), skip_symbolic_shape=True)
+                quantize_static(os.fspath(prepared), os.fspath(quantized), _Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+        finally:
+            root_logger.setLevel(level)
         proto = onnx.load(os.fspath(quantized))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {**meta, "quantization": "int8 static QDQ, per-channel weights, "

@@ -17,6 +17,7 @@ Needs the optional ``dicom`` extra (``highdicom``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -94,14 +95,21 @@ def write_dicom_seg(seg: np.ndarray, path: str | Path, *, source_files: Sequence
         raise ImageIOError(msg)
     masks = np.stack([seg == v for v in values], axis=-1)  # (frames, rows, cols, segments)
     first = sources[0]
-    obj = hd.seg.Segmentation(
+    with warnings.catch_warnings():  # highdicom warns about the source's own tags (e.g. one-part patient names)
+        warnings.simplefilter("ignore", UserWarning)
+        obj = _segmentation(hd, sources, masks, segment_labels, values, first, series_description)
+    obj.save_as(str(path))
+
+
+def _segmentation(hd: Any, sources: list[Any], masks: np.ndarray, segment_labels: Mapping[int, str],
+                  values: list[int], first: Any, series_description: str) -> Any:
+    return hd.seg.Segmentation(
         source_images=sources, pixel_array=masks, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=_segment_descriptions(hd, [segment_labels[v] for v in values]),
         series_instance_uid=hd.UID(), series_number=int(getattr(first, "SeriesNumber", 0) or 0) + 1000,
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer=SOFTWARE, manufacturer_model_name=SOFTWARE,
         software_versions=_version(), device_serial_number="0", series_description=series_description[:64],
         omit_empty_frames=False)
-    obj.save_as(str(path))
 
 
 def _source(ds: Any) -> Any:
