@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_bench import HIPPO, _agreement, _cases, setup, test_cases  # noqa: E402
-from reference import reference_env, reference_python  # noqa: E402
+from inference_bench import HIPPO, _agreement, _cases, setup, test_cases
+from reference import reference_env, reference_python
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "deploy.md"
@@ -66,7 +66,7 @@ def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, 
 
 def _run(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -196,7 +196,7 @@ def int8_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, th
 def write_report(state: dict[str, object]) -> None:
     lines = ["# Deployment benchmark (benchmarks/deploy_bench.py)", "",
              f"Run {state['started']}; {state['cases']} Hippocampus cases (whole commands also on "
-             f"{state['warmup']}), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
+             f"{state['warmup']} for the steady-state difference), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
              "averages 1/5/15 min beside each figure); the ratios between tools run back to back are the reliable "
              "part, absolute seconds are not idle-machine figures.", ""]
     floor = state.get("floor")
@@ -210,11 +210,13 @@ def write_report(state: dict[str, object]) -> None:
     rows = state.get("rows", [])
     if rows:
         lines += ["## Seconds per case", "",
-                  "| tool | mirroring | steady s/case | whole-command s/case | x floor (steady) | x floor (whole) | "
-                  "voxels equal to torch backend | load (before) |", "|---|---|---|---|---|---|---|---|"]
+                  "| tool | mirroring | cases | steady s/case | whole-command s/case | x floor (steady) | "
+                  "x floor (whole) | voxels equal to torch backend | load before -> after |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:  # type: ignore[union-attr]
             agree = f"{r['agreement']:.5f}" if r.get("agreement") is not None else "-"
-            lines.append(f"| {r['tool']} | {'on' if r['tta'] else 'off'} | {r['steady']:.3f} | {r['whole']:.3f} | "
+            lines.append(f"| {r['tool']} | {'on' if r['tta'] else 'off'} | {r['cases']} | {r['steady']:.3f} | "
+                         f"{r['whole']:.3f} | "
                          f"{r['x_floor_steady']:.2f} | {r['x_floor_whole']:.2f} | {agree} | {r['load']} |")
         lines.append("")
     net = state.get("network")
@@ -243,6 +245,8 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("/tmp/autounet_deploy_bench"))
     parser.add_argument("--cases", type=int, default=52)
     parser.add_argument("--warmup-cases", type=int, default=5)
+    parser.add_argument("--tta-cases", type=int, default=None,
+                        help="cases for the runs with mirroring (default --cases; fewer on a loaded machine)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tools", default="torch,onnxruntime,reference")
     parser.add_argument("--mirroring", default="off,on")
@@ -261,6 +265,8 @@ def main() -> int:
     model_dir = setup(args.root)
     inputs = test_cases(args.root, args.cases)
     warm = test_cases(args.root, args.warmup_cases)
+    tta_cases = args.tta_cases or args.cases
+    tta_inputs = test_cases(args.root, tta_cases)
 
     print(f"floor (load {_load()}) ...", flush=True)
     tile_flops, tiles = case_flops(model_dir, inputs)
@@ -278,7 +284,11 @@ def main() -> int:
 
     int8_path = None
     if args.int8:
-        from autounet.inference.onnx import calibration_tiles, export_onnx, quantize_int8
+        from autounet.inference.onnx import (
+            calibration_tiles,
+            export_onnx,
+            quantize_int8,
+        )
 
         fp32 = export_onnx(model_dir, args.root / "random.onnx", folds=(0,))
         calib = [[f] for f in sorted(warm.glob("*_0000.nii.gz"))]
@@ -292,20 +302,21 @@ def main() -> int:
         env_ours = _ours_env(args.threads)
         for tta in [m == "on" for m in args.mirroring.split(",")]:
             floor_s = floor["floor_tta" if tta else "floor_notta"]
+            n_cases, full_inputs = (tta_cases, tta_inputs) if tta else (args.cases, inputs)
             outputs: dict[str, Path] = {}
             for tool in args.tools.split(","):
                 env = env_ref if tool == "reference" else env_ours
                 load = _load()
                 times = {}
-                for name, folder, n in (("warm", warm, args.warmup_cases), ("full", inputs, args.cases)):
+                for name, folder in (("warm", warm), ("full", full_inputs)):
                     out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}_{name}"
                     shutil.rmtree(out, ignore_errors=True)
                     times[name] = _run(_command(tool, model_dir, folder, out, tta=tta, threads=args.threads), env)
                     outputs[tool] = out
-                steady = (times["full"] - times["warm"]) / (args.cases - args.warmup_cases)
-                whole = times["full"] / args.cases
+                steady = (times["full"] - times["warm"]) / (n_cases - args.warmup_cases)
+                whole = times["full"] / n_cases
                 agreement = _agreement(outputs["torch"], outputs[tool])[0] if "torch" in outputs else None
-                row = {"tool": tool, "tta": tta, "steady": steady, "whole": whole, "x_floor_steady": steady / floor_s,
+                row = {"tool": tool, "tta": tta, "cases": n_cases, "steady": steady, "whole": whole, "x_floor_steady": steady / floor_s,
                        "x_floor_whole": whole / floor_s, "agreement": agreement, "load": f"{load} -> {_load()}"}
                 state["rows"].append(row)  # type: ignore[union-attr]
                 print(f"  {tool} mirroring {'on' if tta else 'off'}: steady {steady:.3f} s/case, whole {whole:.3f} "

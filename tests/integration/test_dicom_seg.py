@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("highdicom")
 
-from autounet.errors import ImageIOError  # noqa: E402
-from autounet.inference import Predictor  # noqa: E402
-from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model  # noqa: E402
-from autounet.io import read_images, read_segmentation  # noqa: E402
-from autounet.io.dicom_seg import read_dicom_seg, write_dicom_seg  # noqa: E402
+from autounet.errors import ImageIOError
+from autounet.inference import Predictor
+from autounet.inference.testing import tiny_dataset, tiny_plans, write_random_model
+from autounet.io import read_images, read_segmentation
+from autounet.io.dicom_seg import read_dicom_seg, write_dicom_seg
 
 
 def _model(tmp_path: Path) -> Path:
@@ -44,7 +44,7 @@ def test_predict_dicom_seg_equals_nifti(shared_datasets, tmp_path, which):
     assert report.ok and report.written == ["case1"]
     nifti, ngeom = read_segmentation(tmp_path / "nii" / "case1.nii.gz")
     assert len(np.unique(nifti)) > 1  # a real mixed label map, not an empty one
-    back, geom = read_dicom_seg(tmp_path / "seg" / "case1.dcm", reference=src)
+    back, _ = read_dicom_seg(tmp_path / "seg" / "case1.dcm", reference=src)
     np.testing.assert_array_equal(back, nifti)
     standalone, sgeom = read_segmentation(tmp_path / "seg" / "case1.dcm")  # its own frames' grid
     np.testing.assert_array_equal(standalone, nifti)
@@ -56,7 +56,7 @@ def test_predict_dicom_seg_equals_nifti(shared_datasets, tmp_path, which):
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == sgeom_in.extras["series_uid"]
     import pydicom
 
-    first = pydicom.dcmread(sorted(src.iterdir())[0], stop_before_pixels=True)
+    first = pydicom.dcmread(min(src.iterdir()), stop_before_pixels=True)
     assert seg.StudyInstanceUID == first.StudyInstanceUID
 
 

@@ -211,8 +211,13 @@ def quantize_int8(onnx_file: str | os.PathLike[str], output: str | os.PathLike[s
     import tempfile
 
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class _Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -389,7 +394,7 @@ def load_onnx_model(path: str | os.PathLike[str], *, threads: int | None = None,
         raise UsageError(msg)
     try:
         proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+    except Exception as exc:
         msg = f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}"
         raise CheckpointError(msg) from exc
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -30,7 +30,7 @@ from autounet._log import get_logger
 from autounet.errors import UsageError
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
 from autounet.inference.inputs import CaseInput, discover_cases, shard
-from autounet.inference.model import LoadedModel, load_model, resolve_device
+from autounet.inference.model import LoadedModel, load_model
 from autounet.inference import probabilities as _probabilities
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window

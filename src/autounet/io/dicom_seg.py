@@ -189,7 +189,7 @@ def read_dicom_seg(path: str | Path, *, reference: str | Path | None = None,
     path = Path(path)
     try:
         seg = hd.seg.segread(str(path))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         msg = f"Cannot read DICOM SEG {path}: {type(exc).__name__}: {exc}"
         raise ImageIOError(msg) from exc
     mapping = _value_map(seg, labels)

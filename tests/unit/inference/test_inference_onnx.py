@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-import onnx  # noqa: E402
+import onnx
 
-from autounet.errors import CheckpointError, UsageError  # noqa: E402
-from autounet.inference import Predictor  # noqa: E402
-from autounet.inference.onnx import OPSET, OrtNetwork, export_onnx, load_onnx_model  # noqa: E402
+from autounet.errors import CheckpointError, UsageError
+from autounet.inference import Predictor
+from autounet.inference.onnx import OPSET, OrtNetwork, export_onnx, load_onnx_model
 
 
 def _image(rng, shape=(21, 26, 19)):
