@@ -7,8 +7,9 @@ Everything lives under ``--root`` (default ``/tmp/autounet_deploy_bench``):
    random weights made with the reference's own network builder), so every tool runs the same network and weights.
 2. The floor: network FLOPs per case (``torch.utils.flop_counter`` on one tile x tiles of the case's sliding window x
    mirror passes) over the rate of a 2048x2048 float32 matmul measured here with the same threads.
-3. Whole commands, each a fresh process, on ``--cases`` images and on ``--warmup-cases`` images: whole-command
-   seconds per case = T(N) / N; steady state = (T(N) - T(k)) / (N - k) (start-up and the first cases cancel).
+3. Whole commands, each a fresh process, on ``--cases`` images: whole-command seconds per case = T / N; steady
+   state = seconds per case between the k-th (``--warmup-cases``) and the last output file's completion time
+   (outputs are written atomically as each case finishes), so start-up and the first cases do not count.
    Tools: ``autounet predict --backend torch``, ``--backend onnxruntime``, and the reference; with and without
    mirroring; voxel agreement of the segmentations with the torch backend's.
 4. The network alone on a batch of 8 tiles: eager PyTorch (the predictor's channels-last path), ``torch.compile``,
@@ -62,6 +63,15 @@ def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, 
     return [sys.executable, "-m", "autounet", "predict", "--quiet", "-m", str(model_dir), "-i", str(inputs), "-o",
             str(out), "-f", "0", "--device", "cpu", "--backend", tool, "--threads", str(threads), "--overwrite"] + \
         ([] if tta else ["--no-tta"])
+
+
+def _steady(out: Path, *, skip: int) -> float:
+    """Seconds per case between the completion of case ``skip`` and the last one (output files' modification
+    times: every output is written atomically when its case is done)."""
+    times = sorted(f.stat().st_mtime for f in out.glob("*.nii.gz"))
+    if len(times) <= skip + 1:
+        return float("nan")
+    return (times[-1] - times[skip]) / (len(times) - 1 - skip)
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> float:
@@ -195,8 +205,8 @@ def int8_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, th
 # ---- report ---------------------------------------------------------------------------------------------------------
 def write_report(state: dict[str, object]) -> None:
     lines = ["# Deployment benchmark (benchmarks/deploy_bench.py)", "",
-             f"Run {state['started']}; {state['cases']} Hippocampus cases (whole commands also on "
-             f"{state['warmup']} for the steady-state difference), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
+             f"Run {state['started']}; {state['cases']} Hippocampus cases (steady state from the output files' "
+             f"completion times after the first {state['warmup']}), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
              "averages 1/5/15 min beside each figure); the ratios between tools run back to back are the reliable "
              "part, absolute seconds are not idle-machine figures.", ""]
     floor = state.get("floor")
@@ -244,7 +254,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("/tmp/autounet_deploy_bench"))
     parser.add_argument("--cases", type=int, default=52)
-    parser.add_argument("--warmup-cases", type=int, default=5)
+    parser.add_argument("--warmup-cases", type=int, default=5,
+                        help="cases completed before the steady-state clock starts")
     parser.add_argument("--tta-cases", type=int, default=None,
                         help="cases for the runs with mirroring (default --cases; fewer on a loaded machine)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -253,6 +264,7 @@ def main() -> int:
     parser.add_argument("--int8", action="store_true", help="also time an int8 model of the random-weight network")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the network")
     parser.add_argument("--skip-commands", action="store_true")
+    parser.add_argument("--skip-network", action="store_true", help="no network-alone table")
     parser.add_argument("--trained", type=Path, default=None, help="a trained model folder for the int8 Dice check")
     parser.add_argument("--dice-cases", type=int, default=20)
     args = parser.parse_args()
@@ -264,7 +276,7 @@ def main() -> int:
                                 "warmup": args.warmup_cases, "threads": args.threads, "rows": []}
     model_dir = setup(args.root)
     inputs = test_cases(args.root, args.cases)
-    warm = test_cases(args.root, args.warmup_cases)
+    warm = test_cases(args.root, max(2, args.warmup_cases))
     tta_cases = args.tta_cases or args.cases
     tta_inputs = test_cases(args.root, tta_cases)
 
@@ -282,21 +294,6 @@ def main() -> int:
     print(json.dumps(floor), flush=True)
     write_report(state)
 
-    int8_path = None
-    if args.int8:
-        from autounet.inference.onnx import (
-            calibration_tiles,
-            export_onnx,
-            quantize_int8,
-        )
-
-        fp32 = export_onnx(model_dir, args.root / "random.onnx", folds=(0,))
-        calib = [[f] for f in sorted(warm.glob("*_0000.nii.gz"))]
-        int8_path = quantize_int8(fp32, args.root / "random.int8.onnx", calibration_tiles(fp32, calib))
-    print(f"network alone (load {_load()}) ...", flush=True)
-    state["network"] = network_table(model_dir, tile_flops, args.threads, int8=int8_path, compile_=args.compile)
-    write_report(state)
-
     if not args.skip_commands:
         env_ref = reference_env(args.root, threads=args.threads)
         env_ours = _ours_env(args.threads)
@@ -307,22 +304,42 @@ def main() -> int:
             for tool in args.tools.split(","):
                 env = env_ref if tool == "reference" else env_ours
                 load = _load()
-                times = {}
-                for name, folder in (("warm", warm), ("full", full_inputs)):
-                    out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}_{name}"
-                    shutil.rmtree(out, ignore_errors=True)
-                    times[name] = _run(_command(tool, model_dir, folder, out, tta=tta, threads=args.threads), env)
-                    outputs[tool] = out
-                steady = (times["full"] - times["warm"]) / (n_cases - args.warmup_cases)
-                whole = times["full"] / n_cases
-                agreement = _agreement(outputs["torch"], outputs[tool])[0] if "torch" in outputs else None
-                row = {"tool": tool, "tta": tta, "cases": n_cases, "steady": steady, "whole": whole, "x_floor_steady": steady / floor_s,
-                       "x_floor_whole": whole / floor_s, "agreement": agreement, "load": f"{load} -> {_load()}"}
+                out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}"
+                shutil.rmtree(out, ignore_errors=True)
+                try:
+                    elapsed = _run(_command(tool, model_dir, full_inputs, out, tta=tta, threads=args.threads), env)
+                except Exception as exc:  # noqa: BLE001 - record and go on with the other tools
+                    print(f"  {tool} failed: {exc}", flush=True)
+                    continue
+                outputs[tool] = out
+                steady = _steady(out, skip=args.warmup_cases)
+                whole = elapsed / n_cases
+                agreement = _agreement(outputs["torch"], out)[0] if "torch" in outputs else None
+                row = {"tool": tool, "tta": tta, "cases": n_cases, "steady": steady, "whole": whole,
+                       "x_floor_steady": steady / floor_s, "x_floor_whole": whole / floor_s, "agreement": agreement,
+                       "load": f"{load} -> {_load()}"}
                 state["rows"].append(row)  # type: ignore[union-attr]
                 print(f"  {tool} mirroring {'on' if tta else 'off'}: steady {steady:.3f} s/case, whole {whole:.3f} "
                       f"s/case ({steady / floor_s:.2f}x / {whole / floor_s:.2f}x floor), agreement {agreement}, "
                       f"load {row['load']}", flush=True)
                 write_report(state)
+    int8_path = None
+    if args.int8 and not args.skip_network:
+        from autounet.inference.onnx import (
+            calibration_tiles,
+            export_onnx,
+            quantize_int8,
+        )
+
+        fp32 = export_onnx(model_dir, args.root / "random.onnx", folds=(0,))
+        calib = [[f] for f in sorted(warm.glob("*_0000.nii.gz"))]
+        int8_path = quantize_int8(fp32, args.root / "random.int8.onnx", calibration_tiles(fp32, calib))
+    if not args.skip_network:
+        print(f"network alone (load {_load()}) ...", flush=True)
+        state["network"] = network_table(model_dir, tile_flops, args.threads, int8=int8_path,
+                                         compile_=args.compile)
+        write_report(state)
+
     if args.trained is not None:
         print(f"int8 validation Dice (load {_load()}) ...", flush=True)
         state["int8"] = int8_dice(args.trained, args.root, n_cases=args.dice_cases, n_calibration=16,
