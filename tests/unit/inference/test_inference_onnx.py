@@ -188,3 +188,16 @@ def test_openvino_backend_reproduces_torch(make_model, rng):
     b = pred.predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
     seg, prob = _agree(a, b)
     assert seg >= 0.9999 and prob <= 1e-3
+
+
+def test_cascade_with_onnxruntime(make_model, rng, tmp_path):
+    make_model("3d_lowres", seed=3)
+    cascade_dir = make_model("3d_cascade_fullres", seed=7)
+    img = _image(rng)
+    a = Predictor.from_model_dir(cascade_dir, device="cpu", use_mirroring=False).predict(img, (1.0, 1.0, 1.0))
+    pred = Predictor.from_model_dir(cascade_dir, use_mirroring=False, backend="onnxruntime", threads=1)
+    assert pred.previous_stage is not None and pred.previous_stage.backend == "onnxruntime"
+    b = pred.predict(img, (1.0, 1.0, 1.0))
+    assert (a.segmentation == b.segmentation).mean() >= 0.9999
+    with pytest.raises(UsageError, match="cascade stage"):
+        load_onnx_model(export_onnx(cascade_dir, tmp_path / "c.onnx", verify=False))
