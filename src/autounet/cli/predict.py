@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("-c", "--configuration", help="configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres)")
     model.add_argument("--plans", default=DEFAULT_PLANS_NAME, help=f"plans identifier (default {DEFAULT_PLANS_NAME})")
     model.add_argument("--trainer", default=None, help="trainer name in the model folder (default nnUNetTrainer)")
-    model.add_argument("-m", "--model", metavar="MODEL_FOLDER|ZIP",
-                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace, or a model "
-                            "package zip (export-model / nnU-Net), extracted safely to a temporary folder")
+    model.add_argument("-m", "--model", metavar="MODEL_FOLDER|ZIP|ONNX",
+                       help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace, a model "
+                            "package zip (export-model / nnU-Net), extracted safely to a temporary folder, or an "
+                            ".onnx file (with --backend onnxruntime)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: every fold with the checkpoint, fold_all excluded)")
     parser.add_argument("--checkpoint", choices=("final", "best", "latest"), default="final",
@@ -42,10 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiles per network call (default: chosen from free memory)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="network precision on CUDA (default auto: bf16 where supported); CPU is always fp32")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of torch and of ONNX Runtime sessions (default: torch's)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+                        help="what runs the network: torch (default), onnxruntime (converts the model in memory, "
+                             "or give -m MODEL.onnx from 'autounet export-model --format onnx') or openvino "
+                             "(optional package; CPU)")
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose outputs already exist")
     parser.add_argument("--output-format", metavar="EXT", default=None,
-                        help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's)")
+                        help="output file ending (.nii.gz, .nrrd, .mha, ...; default: the input's; DICOM series "
+                             "inputs: .nii.gz, or dicom-seg for a DICOM SEG object referencing the series)")
     parser.add_argument("--part", type=int, default=0, metavar="K", help="predict only part K of --parts (0-based)")
     parser.add_argument("--parts", type=int, default=1, metavar="N", help="split the cases into N parts")
     parser.add_argument("--prev-stage", metavar="DIR", default=None,
@@ -66,7 +73,7 @@ def _model_dir(args: argparse.Namespace, ctx: Any, stack: Any) -> Any:
 
         package = stack.enter_context(open_package(args.model))
         return package.select(configuration=args.configuration, trainer=args.trainer,
-                              plans_name=args.plans if args.plans != "nnUNetPlans" else None)
+                              plans_name=args.plans if args.plans != DEFAULT_PLANS_NAME else None)
     if args.model:
         if args.dataset or args.configuration:
             raise UsageError("Give either -m MODEL_FOLDER or -d DATASET -c CONFIG, not both.")
@@ -119,7 +126,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         predictor = Predictor.from_model_dir(model_dir, folds=args.folds, checkpoint=args.checkpoint,
                                              device="cpu" if executor is not None else args.device,
                                              tile_batch=args.tile_batch, use_mirroring=args.tta, step=args.step,
-                                             precision=args.precision)
+                                             precision=args.precision, backend=args.backend,
+                                             threads=args.threads)
         start, done, close = _progress(ctx.progress)
         try:
             if executor is not None:

@@ -32,7 +32,7 @@ from autounet.errors import UsageError
 from autounet.inference import probabilities as _probabilities
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
 from autounet.inference.inputs import CaseInput, check_channels, discover_cases, shard
-from autounet.inference.model import LoadedModel, load_model, resolve_device
+from autounet.inference.model import LoadedModel, load_model
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
@@ -44,6 +44,9 @@ from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, mode
 log = get_logger(__name__)
 
 DICOM_OUTPUT_ENDING = ".nii.gz"
+#: ``--output-format`` values that write a DICOM Segmentation referencing the input series
+DICOM_SEG_FORMATS = ("dicom-seg", "dicom_seg", "seg")
+DICOM_SEG_ENDING = ".dcm"
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Predictor:
     """
 
     def __init__(self, model: LoadedModel, *, device: torch.device, options: SlidingWindowOptions,
-                 previous_stage: Predictor | None = None) -> None:
+                 previous_stage: Predictor | None = None, backend: str = "torch") -> None:
         if model.is_cascade and previous_stage is None:
             msg = (f"{model.configuration.name} is a cascade stage: it needs the predictor of "
                    f"{model.configuration.previous_stage}.")
@@ -89,6 +92,7 @@ class Predictor:
         self.device = device
         self.options = options
         self.previous_stage = previous_stage
+        self.backend = backend
         self.resampling = ProbabilityResampling.from_component(model.configuration.resampling_probabilities)
         from autounet.preprocessing import preprocessing_hash
 
@@ -99,7 +103,8 @@ class Predictor:
     def from_model_dir(cls, model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] | int | str | None = None,
                        checkpoint: str = "final", device: str | torch.device = "auto", tile_batch: int | None = None,
                        use_mirroring: bool = True, step: float = 0.5, precision: str = "auto",
-                       previous_stage_model: str | os.PathLike[str] | None = None) -> Predictor:
+                       previous_stage_model: str | os.PathLike[str] | None = None, backend: str = "torch",
+                       threads: int | None = None) -> Predictor:
         """Load a model folder (``<Trainer>__<Plans>__<Config>``) for prediction.
 
         Args:
@@ -113,20 +118,36 @@ class Predictor:
             precision: network precision on CUDA (``auto``, ``fp32``, ``bf16``, ``fp16``).
             previous_stage_model: cascades only: the ``3d_lowres`` model folder (default: the sibling folder
                 with the same trainer and plans).
+            backend: what runs the network: ``torch`` (default) or ``onnxruntime`` (which also reads an ``.onnx``
+                file written by ``autounet export-model --format onnx`` in place of ``model_dir``).
+            threads: intra-op threads of backends with their own thread pool (ONNX Runtime); ``None``: torch's
+                thread count.
         """
-        dev = resolve_device(device)
-        model = load_model(model_dir, folds=folds, checkpoint=checkpoint, device=dev)
+        from autounet.inference.backends import get_backend
+
+        engine = get_backend(backend)
+        dev = engine.buffer_device(device)
+        if str(model_dir).endswith(".onnx"):
+            if engine.name != "onnxruntime":
+                msg = f"{model_dir} is an ONNX model: predict it with --backend onnxruntime."
+                raise UsageError(msg)
+            from autounet.inference.onnx import load_onnx_model
+
+            model = load_onnx_model(model_dir, threads=threads or torch.get_num_threads(), device=device)
+        else:
+            model = load_model(model_dir, folds=folds, checkpoint=checkpoint, device=dev)
+        engine.prepare(model, device=device, threads=threads or torch.get_num_threads())
         options = SlidingWindowOptions(step=step, mirror_axes=model.mirror_axes if use_mirroring else (),
-                                       tile_batch=tile_batch, precision=precision)
+                                       tile_batch=tile_batch, precision=precision, cpu_streams=engine.cpu_streams)
         previous = None
         if model.is_cascade:
             prev_dir = Path(previous_stage_model) if previous_stage_model is not None else \
                 model.model_dir.parent / model_dir_name(model.trainer, model.plans.plans_name,
                                                         str(model.configuration.previous_stage))
-            previous = cls.from_model_dir(prev_dir, folds=model.folds, checkpoint=checkpoint, device=dev,
+            previous = cls.from_model_dir(prev_dir, folds=model.folds, checkpoint=checkpoint, device=device,
                                           tile_batch=tile_batch, use_mirroring=use_mirroring, step=step,
-                                          precision=precision)
-        return cls(model, device=dev, options=options, previous_stage=previous)
+                                          precision=precision, backend=backend, threads=threads)
+        return cls(model, device=dev, options=options, previous_stage=previous, backend=engine.name)
 
     # ---- properties ----------------------------------------------------------------------------------------------
     @property
@@ -146,7 +167,7 @@ class Predictor:
         """The resolved inference settings (recorded beside outputs)."""
         return {"step": self.options.step, "mirror_axes": list(self.options.mirror_axes),
                 "use_gaussian": self.options.use_gaussian, "tile_batch": self.options.tile_batch,
-                "precision": self.options.precision, "device": str(self.device)}
+                "precision": self.options.precision, "device": str(self.device), "backend": self.backend}
 
     def model_info(self) -> dict[str, Any]:
         """Which model produced the outputs."""
@@ -260,7 +281,10 @@ class Predictor:
     def _export_job(self, job: _Job, loaded: _Loaded, logits: torch.Tensor, *, save_probabilities: bool) -> None:
         result = self.export(logits, loaded.case, with_probabilities=save_probabilities)
         del logits
-        write_segmentation(_for_writing(result.segmentation, loaded.geometry), job.output, loaded.geometry)
+        geometry = loaded.geometry
+        if job.output.name.endswith(DICOM_SEG_ENDING):
+            geometry = geometry.replace(extras={**geometry.extras, "segment_labels": self.segment_labels()})
+        write_segmentation(_for_writing(result.segmentation, loaded.geometry), job.output, geometry)
         if save_probabilities and result.probabilities is not None:
             _probabilities.save_probabilities(job.output.parent, job.case.case_id, result.probabilities,
                                geometry=loaded.geometry, labels=self.model.labels,
@@ -320,7 +344,22 @@ class Predictor:
         report.seconds = run.seconds
         return report
 
+    def segment_labels(self) -> dict[int, str]:
+        """Foreground output value -> name from dataset.json (regions: their ``regions_class_order`` values)."""
+        labels = self.model.dataset.labels
+        named = {name: value for name, value in labels.items() if name not in ("background", "ignore")}
+        if all(isinstance(v, int) for v in named.values()):
+            return {int(v): name for name, v in named.items() if int(v) != 0}  # type: ignore[arg-type]
+        order = self.model.dataset.regions_class_order or ()
+        return {int(v): name for name, v in zip(named, order)}
+
     def _output_ending(self, case: CaseInput, output_format: str | None) -> str:
+        if output_format and output_format.lower() in DICOM_SEG_FORMATS:
+            if not case.is_dicom:
+                msg = (f"--output-format {output_format} needs DICOM series inputs; case {case.case_id} is a "
+                       f"{case.ending} file.")
+                raise UsageError(msg)
+            return DICOM_SEG_ENDING
         if output_format:
             check_name(output_format, what="output format")
             return check_file_ending(output_format if output_format.startswith(".") else f".{output_format}",

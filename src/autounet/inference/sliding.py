@@ -344,7 +344,12 @@ def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device:
 
 
 def _first_stage_width(network: nn.Module) -> int:
-    """Output channels of the network's first convolution (32 when there is none)."""
+    """Output channels of the network's first convolution (32 when there is none, or the backend's own figure)."""
+    width = getattr(network, "first_stage_width", None)
+    if isinstance(width, int):
+        return width
+    if not isinstance(network, nn.Module):
+        return 32
     for module in network.modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d)):
             return int(module.out_channels)

@@ -3,8 +3,8 @@
 Arrays are channel-first ``(c, a0, a1, a2)`` in SimpleITK's axis order (``(z, y, x)``); 2D images are
 ``(c, 1, H, W)`` with a dummy first spacing (999 for natural images, ``999 * max(spacing)`` for 2D ITK files);
 a 4D file holds several channels. Readers are registered by name (``simpleitk``, ``nibabel``, ``natural2d``,
-``tiff3d``, ``dicom_series``, ``simpleitk_reorient``, ``nibabel_reorient``) with the reference's class names
-(``SimpleITKIO``, ``NibabelIO``, ``NaturalImage2DIO``, ``Tiff3DIO``, ...) as aliases.
+``tiff3d``, ``dicom_series``, ``dicom_seg``, ``simpleitk_reorient``, ``nibabel_reorient``) with the reference's class
+names (``SimpleITKIO``, ``NibabelIO``, ``NaturalImage2DIO``, ``Tiff3DIO``, ...) as aliases.
 
 Example:
     >>> images, geometry = read_images(["case_0000.nii.gz", "case_0001.nii.gz"])  # doctest: +SKIP
@@ -21,7 +21,7 @@ import numpy as np
 
 from autounet._log import get_logger
 from autounet.errors import ImageIOError
-from autounet.io import _natural, _nibabel, _sitk, _tiff  # noqa: F401 - registers the readers
+from autounet.io import _natural, _nibabel, _sitk, _tiff, dicom_seg  # noqa: F401 - registers the readers
 from autounet.io._base import READERS, PathLike, ReaderWriter, label_dtype
 from autounet.io.geometry import ImageGeometry
 
@@ -45,7 +45,7 @@ _log = get_logger(__name__)
 #: automatic selection order (the reference's), then the additions
 AUTO_ORDER = ("natural2d", "simpleitk", "tiff3d", "nibabel", "nibabel_reorient")
 #: ``.nii`` goes to nibabel first, as in the reference; SimpleITK is the fallback (2D NIfTI)
-_PREFERENCE = {".nii": ("nibabel", "simpleitk")}
+_PREFERENCE = {".nii": ("nibabel", "simpleitk"), ".dcm": ("dicom_seg",)}
 
 
 def reader_names() -> list[str]:

@@ -147,7 +147,8 @@ class DicomSeriesIO(ReaderWriter):
         reader.SetFileNames(files)
         image = reader.Execute()
         array, geom = array_and_geometry(image, reader=self.name, path=path)
-        return array, geom.replace(extras={"series_uid": series[0], "n_files": len(files)})
+        return array, geom.replace(extras={"series_uid": series[0], "n_files": len(files),
+                                           "files": [str(f) for f in files]})
 
     def probe(self, path: Path) -> bool:
         return path.is_dir() and bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))

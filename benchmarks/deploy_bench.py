@@ -1,0 +1,353 @@
+"""Deployment benchmark: PyTorch vs ONNX Runtime backends vs the reference (``nnUNetv2_predict``), against the
+machine's float32 compute floor.
+
+Everything lives under ``--root`` (default ``/tmp/autounet_deploy_bench``):
+
+1. The reference model folder of ``benchmarks/inference_bench.py`` (Hippocampus 3d_fullres planned by the reference,
+   random weights made with the reference's own network builder), so every tool runs the same network and weights.
+2. The floor: network FLOPs per case (``torch.utils.flop_counter`` on one tile x tiles of the case's sliding window x
+   mirror passes) over the rate of a 2048x2048 float32 matmul measured here with the same threads.
+3. Whole commands, each a fresh process, on ``--cases`` images: whole-command seconds per case = T / N; steady
+   state = seconds per case between the k-th (``--warmup-cases``) and the last output file's completion time
+   (outputs are written atomically as each case finishes), so start-up and the first cases do not count.
+   Tools: ``autounet predict --backend torch``, ``--backend onnxruntime``, and the reference; with and without
+   mirroring; voxel agreement of the segmentations with the torch backend's.
+4. The network alone on a batch of 8 tiles: eager PyTorch (the predictor's channels-last path), ``torch.compile``,
+   ONNX Runtime float32 and (with ``--int8``) the int8-quantized model, in GFLOP/s.
+5. ``--trained MODEL_DIR`` (a trained Hippocampus 3d_fullres folder): validation Dice of the float model and of its
+   int8-quantized export (calibrated on training images), on ``--dice-cases`` cases of the fold's validation split.
+
+Results are printed as tables and written to ``benchmarks/results/deploy.md`` (rows are added as they finish). The
+load average (``os.getloadavg``) is recorded beside every figure: the machine is shared.
+
+Usage: ``python benchmarks/deploy_bench.py [--cases 52] [--warmup-cases 5] [--int8] [--trained DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference_bench import HIPPO, _agreement, _cases, setup, test_cases
+from reference import reference_env, reference_python
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "deploy.md"
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ours_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, threads: int) -> list[str]:
+    if tool == "reference":
+        return [str(reference_python().parent / "nnUNetv2_predict"), "-i", str(inputs), "-o", str(out), "-d", "4",
+                "-c", "3d_fullres", "-f", "0", "-device", "cpu"] + \
+            ([] if tta else ["--disable_tta"])
+    return [sys.executable, "-m", "autounet", "predict", "--quiet", "-m", str(model_dir), "-i", str(inputs), "-o",
+            str(out), "-f", "0", "--device", "cpu", "--backend", tool, "--threads", str(threads), "--overwrite"] + \
+        ([] if tta else ["--no-tta"])
+
+
+def _steady(out: Path, *, skip: int) -> float:
+    """Seconds per case between the completion of case ``skip`` and the last one (output files' modification
+    times: every output is written atomically when its case is done)."""
+    times = sorted(f.stat().st_mtime for f in out.glob("*.nii.gz"))
+    if len(times) <= skip + 1:
+        return float("nan")
+    return (times[-1] - times[skip]) / (len(times) - 1 - skip)
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+# ---- the floor ------------------------------------------------------------------------------------------------------
+def matmul_gflops(threads: int, *, n: int = 2048, repeats: int = 8) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timeit(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timeit(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def case_flops(model_dir: Path, inputs: Path) -> tuple[float, list[int]]:
+    """FLOPs of one tile and the number of tiles of every case (step 0.5, no mirroring)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from autounet.inference import Predictor
+    from autounet.inference.sliding import pad_to_patch, tile_grid
+    from autounet.io import read_images
+
+    pred = Predictor.from_model_dir(model_dir, folds=(0,), device="cpu", use_mirroring=False)
+    patch = pred.model.configuration.patch_size
+    x = torch.zeros((1, pred.model.in_channels, *patch))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        pred.model.networks[0](x)
+    tiles = []
+    for f in sorted(inputs.glob("*_0000.nii.gz")):
+        img, geom = read_images([f])
+        data = torch.as_tensor(pred.preprocess(img, geom).data)
+        padded, _ = pad_to_patch(data, patch)
+        tiles.append(len(tile_grid(padded.shape[1:], patch, 0.5)))
+    return float(counter.get_total_flops()), tiles
+
+
+# ---- network only ---------------------------------------------------------------------------------------------------
+def network_table(model_dir: Path, tile_flops: float, threads: int, *, int8: Path | None,
+                  compile_: bool) -> list[dict[str, object]]:
+    import torch
+
+    from autounet.inference.model import load_model
+    from autounet.inference.onnx import OrtNetwork, onnx_bytes
+
+    torch.set_num_threads(threads)
+    model = load_model(model_dir, folds=(0,), device=torch.device("cpu"))
+    x = torch.randn(8, model.in_channels, *model.configuration.patch_size)
+    rows = []
+
+    def measure(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        fn(x)
+        best = min(_timeit(lambda: fn(x)) for _ in range(3))
+        rows.append({"runner": name, "s_per_8_tiles": best, "gflops": 8 * tile_flops / best / 1e9, "load": _load()})
+        print(f"  {name}: {best:.2f} s per 8 tiles, {8 * tile_flops / best / 1e9:.1f} GFLOP/s (load {_load()})",
+              flush=True)
+
+    net = model.networks[0]
+    with torch.inference_mode():
+        measure("PyTorch eager (channels-last)", net)
+    (graph,) = onnx_bytes(model)
+    measure("ONNX Runtime float32", OrtNetwork(graph, threads=threads))
+    if int8 is not None and int8.is_file():
+        measure("ONNX Runtime int8 (QDQ)", OrtNetwork(int8, threads=threads))
+    if compile_:
+        try:
+            compiled = torch.compile(net, dynamic=False)
+            with torch.inference_mode():
+                measure("PyTorch torch.compile", compiled)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            rows.append({"runner": "PyTorch torch.compile", "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    return rows
+
+
+# ---- int8 validation Dice -------------------------------------------------------------------------------------------
+def _dice(pred: np.ndarray, ref: np.ndarray, labels: tuple[int, ...]) -> float:
+    out = []
+    for lab in labels:
+        p, r = pred == lab, ref == lab
+        denom = p.sum() + r.sum()
+        out.append(1.0 if denom == 0 else 2.0 * float((p & r).sum()) / float(denom))
+    return float(np.mean(out))
+
+
+def int8_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, threads: int) -> dict[str, object]:
+    """Validation Dice of a trained model's float ONNX export and of its int8 quantization."""
+    from autounet.inference import Predictor
+    from autounet.inference.onnx import calibration_tiles, export_onnx, quantize_int8
+    from autounet.io import read_images, read_segmentation
+
+    splits = trained / "splits_final.json"
+    cases = _cases()
+    if splits.is_file():
+        fold0 = json.loads(splits.read_text(encoding="utf-8"))[0]
+        val, train = list(fold0["val"]), list(fold0["train"])
+    else:
+        val, train = cases[-n_cases:], cases[: n_calibration]
+    val = val[:n_cases]
+    fp32 = export_onnx(trained, root / "trained.onnx", folds=(0,))
+    calib = [[HIPPO / "images" / f"{c}.nii.gz"] for c in train[:n_calibration]]
+    int8 = quantize_int8(fp32, root / "trained.int8.onnx", calibration_tiles(fp32, calib))
+    result: dict[str, object] = {"validation_cases": len(val), "calibration_cases": len(calib), "load": _load()}
+    for name, path in (("float32", fp32), ("int8", int8)):
+        pred = Predictor.from_model_dir(path, backend="onnxruntime", threads=threads)
+        scores = []
+        for c in val:
+            img, geom = read_images([HIPPO / "images" / f"{c}.nii.gz"])
+            seg = pred.predict(img, geom).segmentation
+            ref, _ = read_segmentation(HIPPO / "labels" / f"{c}.nii.gz")
+            scores.append(_dice(seg, ref[0], (1, 2)))
+        result[f"dice_{name}"] = float(np.mean(scores))
+        print(f"  {name}: mean validation Dice {result[f'dice_{name}']:.4f} on {len(val)} cases", flush=True)
+    result["dice_difference"] = float(result["dice_float32"]) - float(result["dice_int8"])  # type: ignore[arg-type]
+    return result
+
+
+# ---- report ---------------------------------------------------------------------------------------------------------
+def write_report(state: dict[str, object]) -> None:
+    lines = ["# Deployment benchmark (benchmarks/deploy_bench.py)", "",
+             f"Run {state['started']}; {state['cases']} Hippocampus cases (steady state from the output files' "
+             f"completion times after the first {state['warmup']}), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
+             "averages 1/5/15 min beside each figure); the ratios between tools run back to back are the reliable "
+             "part, absolute seconds are not idle-machine figures.", ""]
+    floor = state.get("floor")
+    if isinstance(floor, dict):
+        lines += ["## Float32 compute floor", "",
+                  f"- network: {floor['tile_gflop']:.1f} GFLOP per {floor['patch']} tile; "
+                  f"{floor['mean_tiles']:.2f} tiles per case on average",
+                  f"- 2048x2048 float32 matmul here: {floor['matmul_gflops']:.1f} GFLOP/s (load {floor['load']})",
+                  f"- floor: {floor['floor_notta']:.3f} s per case without mirroring, {floor['floor_tta']:.3f} s with "
+                  "(8 passes)", ""]
+    rows = state.get("rows", [])
+    if rows:
+        lines += ["## Seconds per case", "",
+                  "| tool | mirroring | cases | steady s/case | whole-command s/case | x floor (steady) | "
+                  "x floor (whole) | voxels equal to torch backend | load before -> after |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:  # type: ignore[union-attr]
+            agree = f"{r['agreement']:.5f}" if r.get("agreement") is not None else "-"
+            lines.append(f"| {r['tool']} | {'on' if r['tta'] else 'off'} | {r['cases']} | {r['steady']:.3f} | "
+                         f"{r['whole']:.3f} | "
+                         f"{r['x_floor_steady']:.2f} | {r['x_floor_whole']:.2f} | {agree} | {r['load']} |")
+        lines.append("")
+    net = state.get("network")
+    if net:
+        lines += ["## Network alone (batch of 8 tiles)", "", "| runner | s per 8 tiles | GFLOP/s | load |",
+                  "|---|---|---|---|"]
+        for r in net:  # type: ignore[union-attr]
+            if "error" in r:
+                lines.append(f"| {r['runner']} | failed: {r['error']} | | |")
+            else:
+                lines.append(f"| {r['runner']} | {r['s_per_8_tiles']:.2f} | {r['gflops']:.1f} | {r['load']} |")
+        lines.append("")
+    dice = state.get("int8")
+    if isinstance(dice, dict):
+        lines += ["## int8 opt-in: validation Dice", "",
+                  f"- {dice['validation_cases']} validation cases, calibration on {dice['calibration_cases']} "
+                  f"training images (load {dice['load']})",
+                  f"- float32 {dice['dice_float32']:.4f}, int8 {dice['dice_int8']:.4f}, difference "
+                  f"{dice['dice_difference']:+.4f} (limit 0.005)", ""]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("/tmp/autounet_deploy_bench"))
+    parser.add_argument("--cases", type=int, default=52)
+    parser.add_argument("--warmup-cases", type=int, default=5,
+                        help="cases completed before the steady-state clock starts")
+    parser.add_argument("--tta-cases", type=int, default=None,
+                        help="cases for the runs with mirroring (default --cases; fewer on a loaded machine)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--tools", default="torch,onnxruntime,reference")
+    parser.add_argument("--mirroring", default="off,on")
+    parser.add_argument("--int8", action="store_true", help="also time an int8 model of the random-weight network")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile on the network")
+    parser.add_argument("--skip-commands", action="store_true")
+    parser.add_argument("--skip-network", action="store_true", help="no network-alone table")
+    parser.add_argument("--trained", type=Path, default=None, help="a trained model folder for the int8 Dice check")
+    parser.add_argument("--dice-cases", type=int, default=20)
+    args = parser.parse_args()
+
+    import torch
+
+    args.root.mkdir(parents=True, exist_ok=True)
+    state: dict[str, object] = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": args.cases,
+                                "warmup": args.warmup_cases, "threads": args.threads, "rows": []}
+    model_dir = setup(args.root)
+    inputs = test_cases(args.root, args.cases)
+    warm = test_cases(args.root, max(2, args.warmup_cases))
+    tta_cases = args.tta_cases or args.cases
+    tta_inputs = test_cases(args.root, tta_cases)
+
+    print(f"floor (load {_load()}) ...", flush=True)
+    tile_flops, tiles = case_flops(model_dir, inputs)
+    rate = matmul_gflops(args.threads)
+    per_case = tile_flops * float(np.mean(tiles))
+    from autounet.inference.model import load_model
+
+    patch = load_model(model_dir, folds=(0,), device=torch.device("cpu")).configuration.patch_size
+    floor = {"tile_gflop": tile_flops / 1e9, "patch": "x".join(map(str, patch)), "mean_tiles": float(np.mean(tiles)),
+             "matmul_gflops": rate, "floor_notta": per_case / (rate * 1e9), "floor_tta": 8 * per_case / (rate * 1e9),
+             "load": _load()}
+    state["floor"] = floor
+    print(json.dumps(floor), flush=True)
+    write_report(state)
+
+    if not args.skip_commands:
+        env_ref = reference_env(args.root, threads=args.threads)
+        env_ours = _ours_env(args.threads)
+        for tta in [m == "on" for m in args.mirroring.split(",")]:
+            floor_s = floor["floor_tta" if tta else "floor_notta"]
+            n_cases, full_inputs = (tta_cases, tta_inputs) if tta else (args.cases, inputs)
+            outputs: dict[str, Path] = {}
+            for tool in args.tools.split(","):
+                env = env_ref if tool == "reference" else env_ours
+                load = _load()
+                out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}"
+                shutil.rmtree(out, ignore_errors=True)
+                try:
+                    elapsed = _run(_command(tool, model_dir, full_inputs, out, tta=tta, threads=args.threads), env)
+                except Exception as exc:  # noqa: BLE001 - record and go on with the other tools
+                    print(f"  {tool} failed: {exc}", flush=True)
+                    continue
+                outputs[tool] = out
+                steady = _steady(out, skip=args.warmup_cases)
+                whole = elapsed / n_cases
+                agreement = _agreement(outputs["torch"], out)[0] if "torch" in outputs else None
+                row = {"tool": tool, "tta": tta, "cases": n_cases, "steady": steady, "whole": whole,
+                       "x_floor_steady": steady / floor_s, "x_floor_whole": whole / floor_s, "agreement": agreement,
+                       "load": f"{load} -> {_load()}"}
+                state["rows"].append(row)  # type: ignore[union-attr]
+                print(f"  {tool} mirroring {'on' if tta else 'off'}: steady {steady:.3f} s/case, whole {whole:.3f} "
+                      f"s/case ({steady / floor_s:.2f}x / {whole / floor_s:.2f}x floor), agreement {agreement}, "
+                      f"load {row['load']}", flush=True)
+                write_report(state)
+    int8_path = None
+    if args.int8 and not args.skip_network:
+        from autounet.inference.onnx import (
+            calibration_tiles,
+            export_onnx,
+            quantize_int8,
+        )
+
+        fp32 = export_onnx(model_dir, args.root / "random.onnx", folds=(0,))
+        calib = [[f] for f in sorted(warm.glob("*_0000.nii.gz"))]
+        int8_path = quantize_int8(fp32, args.root / "random.int8.onnx", calibration_tiles(fp32, calib))
+    if not args.skip_network:
+        print(f"network alone (load {_load()}) ...", flush=True)
+        state["network"] = network_table(model_dir, tile_flops, args.threads, int8=int8_path,
+                                         compile_=args.compile)
+        write_report(state)
+
+    if args.trained is not None:
+        print(f"int8 validation Dice (load {_load()}) ...", flush=True)
+        state["int8"] = int8_dice(args.trained, args.root, n_cases=args.dice_cases, n_calibration=16,
+                                  threads=args.threads)
+        write_report(state)
+    print(RESULTS.read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
