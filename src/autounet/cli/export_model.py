@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         if not args.configurations or len(args.configurations) != 1:
             raise UsageError("--format onnx exports one configuration: give -c CONFIG.")
         try:
-            from autounet.inference.onnx import export_onnx  # type: ignore[import-not-found,unused-ignore]
+            from autounet.inference.onnx import export_onnx
         except ImportError as exc:
             raise UsageError(f"ONNX export is not available in this installation ({exc}); use --format zip.") \
                 from exc
