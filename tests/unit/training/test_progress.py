@@ -57,7 +57,7 @@ def test_training_logs_within_the_epoch(tmp_path: Path, fake_run, caplog, monkey
     with caplog.at_level(logging.INFO, logger="autounet.training.loop"):
         loop.fit(run)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert len(lines) == 2 * run.config.iterations_per_epoch
+    assert len(lines) == 2 * run.config.recipe.iterations_per_epoch
     assert lines[0].startswith("epoch 0/2: 1/4 iterations (loss ") and "s/iteration, ETA " in lines[0]
 
 
