@@ -204,6 +204,7 @@ def int8_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, th
 
 # ---- report ---------------------------------------------------------------------------------------------------------
 def write_report(state: dict[str, object]) -> None:
+    """Write the Markdown report (``state["report"]``, default ``benchmarks/results/deploy.md``)."""
     lines = ["# Deployment benchmark (benchmarks/deploy_bench.py)", "",
              f"Run {state['started']}; {state['cases']} Hippocampus cases (steady state from the output files' "
              f"completion times after the first {state['warmup']}), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
@@ -246,8 +247,9 @@ def write_report(state: dict[str, object]) -> None:
                   f"training images (load {dice['load']})",
                   f"- float32 {dice['dice_float32']:.4f}, int8 {dice['dice_int8']:.4f}, difference "
                   f"{dice['dice_difference']:+.4f} (limit 0.005)", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+    report = Path(str(state.get("report", RESULTS)))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines), encoding="utf-8")
 
 
 def main() -> int:
@@ -264,6 +266,7 @@ def main() -> int:
     parser.add_argument("--int8", action="store_true", help="also time an int8 model of the random-weight network")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the network")
     parser.add_argument("--skip-commands", action="store_true")
+    parser.add_argument("--report", type=Path, default=RESULTS, help="Markdown report to write")
     parser.add_argument("--skip-network", action="store_true", help="no network-alone table")
     parser.add_argument("--trained", type=Path, default=None, help="a trained model folder for the int8 Dice check")
     parser.add_argument("--dice-cases", type=int, default=20)
@@ -273,7 +276,8 @@ def main() -> int:
 
     args.root.mkdir(parents=True, exist_ok=True)
     state: dict[str, object] = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": args.cases,
-                                "warmup": args.warmup_cases, "threads": args.threads, "rows": []}
+                                "warmup": args.warmup_cases, "threads": args.threads, "rows": [],
+                                "report": str(args.report)}
     model_dir = setup(args.root)
     inputs = test_cases(args.root, args.cases)
     warm = test_cases(args.root, max(2, args.warmup_cases))
@@ -345,7 +349,7 @@ def main() -> int:
         state["int8"] = int8_dice(args.trained, args.root, n_cases=args.dice_cases, n_calibration=16,
                                   threads=args.threads)
         write_report(state)
-    print(RESULTS.read_text(encoding="utf-8"))
+    print(args.report.read_text(encoding="utf-8"))
     return 0
 
 
