@@ -37,9 +37,12 @@ from autounet.preprocessing.pipeline import (
 )
 from autounet.preprocessing.properties import CaseProperties
 from autounet.preprocessing.store import (
+    INTEGRITY_FILES,
     PROPERTIES_SUFFIX,
     case_files,
     check_case,
+    file_record,
+    label_values,
     remove_temporary_files,
     write_case,
 )
@@ -180,7 +183,7 @@ def _preprocess_and_store(task: CaseTask, targets: Sequence[Target], start: floa
         if key in done:
             source, case = done[key]
             props = dataclasses.replace(case.properties, configuration=config.name,
-                                        plans_sha256=target.plans_sha256)
+                                        plans_sha256=target.plans_sha256, label_values=label_values(case.seg))
             if case.data.nbytes <= LINK_MAX_BYTES and _link_case(source.folder, target.folder, props):
                 pass
             else:
@@ -209,7 +212,8 @@ def _link_case(source: Path, folder: Path, props: CaseProperties) -> bool:
                 os.link(src[kind], tmp)
     except OSError:  # no hard links on this file system: the caller writes the files
         return False
-    write_json_atomic(dst["properties"], props.to_json_dict())
+    record = dataclasses.replace(props, files={k: file_record(dst[k]) for k in INTEGRITY_FILES})
+    write_json_atomic(dst["properties"], record.to_json_dict())
     return True
 
 
