@@ -124,7 +124,10 @@ _NAME_OPTIONS = {"trainer_name": "--trainer-name", "trainer": "--trainer", "plan
 
 def _check_names(args: argparse.Namespace) -> None:
     """Refuse a name option with a path separator, ``..`` or an absolute path (``UsageError``, exit 2)."""
-    for attr, label in _NAME_OPTIONS.items():
+    from autounet.cli._settings import dest
+
+    options = {**_NAME_OPTIONS, dest("trainer_name"): "--trainer"}  # the generated training flags
+    for attr, label in options.items():
         value = getattr(args, attr, None)
         for item in value if isinstance(value, list | tuple) else [value]:
             if isinstance(item, str):
