@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autounet.cli import build_parser, main
+from autounet.cli import _options, _settings, build_parser, main
 from autounet.cli._reference_flags import (
     COMMANDS,
     IGNORE,
@@ -24,7 +24,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "nnunet-compat-cli.md"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    return build_parser().parse_args(translate(argv)[0])
+    parser = build_parser()
+    args = parser.parse_args(translate(argv)[0])
+    _options.finish(parser, args)  # positional shorthands merged into their options, as main() does
+    return args
 
 
 def test_predict_reference_spellings_parse_to_ours() -> None:
@@ -52,8 +55,9 @@ def test_ignored_flags_are_dropped_with_a_note() -> None:
 def test_train_flags() -> None:
     args = _parse(["train", "4", "3d_fullres", "0", "-tr", "nnUNetTrainer_5epochs", "-p", "P", "--c", "--npz",
                    "-device", "cpu", "-num_gpus", "1", "--val_best"])
-    assert (args.epochs, args.trainer_name, args.plans, args.resume, args.save_probabilities, args.device) == \
-        (5, "nnUNetTrainer_5epochs", "P", True, True, "cpu")
+    settings = _settings.training_settings(args)
+    assert (settings["epochs"], settings["trainer_name"], args.plans, args.resume, args.save_probabilities,
+            settings["device"]) == (5, "nnUNetTrainer_5epochs", "P", True, True, "cpu")
     assert args.val_checkpoint == "best"
     assert _parse(["train", "4", "2d", "0", "--val"]).val_only
 

@@ -66,9 +66,9 @@ def _trainer(values: list[str]) -> list[str]:
         return []
     m = re.fullmatch(r"nnUNetTrainer_(\d+)epochs", name)
     if m:
-        return ["--epochs", m.group(1), "--trainer-name", name]
+        return ["--epochs", m.group(1), "--trainer", name]
     raise UsageError(f"-tr {name}: autounet has no trainer classes; the recipe is set by flags (--epochs, --lr, "
-                     "--iters-per-epoch, --augmentation, --batch-size) and --trainer-name names the model folder.")
+                     "--iters-per-epoch, --augmentation, --batch-size) and --trainer names the model folder.")
 
 
 def _planner(values: list[str]) -> list[str]:
@@ -118,7 +118,7 @@ COMMANDS: tuple[Command, ...] = (
         _VERBOSE)),
     Command("train", ("nnUNetv2_train",), (
         Flag(("-tr",), MAP, "", convert=_trainer,
-             note="nnUNetTrainer is the default; nnUNetTrainer_<N>epochs is `--epochs N --trainer-name "
+             note="nnUNetTrainer is the default; nnUNetTrainer_<N>epochs is `--epochs N --trainer "
                   "nnUNetTrainer_<N>epochs`; other trainer classes are refused (the recipe is set by flags)"),
         Flag(("-p",), MAP, "--plans"), Flag(("-pretrained_weights",), MAP, "--pretrained"),
         Flag(("-num_gpus",), MAP, "", convert=_only("1", "several GPUs: torchrun --nproc-per-node N -m autounet "
@@ -136,7 +136,7 @@ COMMANDS: tuple[Command, ...] = (
         Flag(("-gpu_memory_target",), MAP, "--gpu-memory"),
         Flag(("-preprocessor_name",), MAP, "", convert=_only("DefaultPreprocessor", "its default preprocessor")),
         Flag(("-overwrite_target_spacing",), MAP, "--target-spacing", nargs="+"),
-        Flag(("-overwrite_plans_name",), MAP, "--plans-name"),
+        Flag(("-overwrite_plans_name",), MAP, "--plans"),
         Flag(("-fpe",), MAP, "", convert=_only("DatasetFingerprintExtractor", "its fingerprint extractor")),
         Flag(("-npfp",), MAP, "-j"),
         Flag(("-np",), IGNORE, nargs="+", note="preprocessing workers: autounet preprocess -j N"),

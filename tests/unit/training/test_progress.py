@@ -53,10 +53,12 @@ def test_training_logs_within_the_epoch(tmp_path: Path, fake_run, caplog, monkey
     from autounet.training import loop
 
     monkeypatch.setattr(loop, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(logging.getLogger("autounet"), "propagate", True)  # a CLI test may have turned it off
     run = fake_run(tmp_path / "fold_0", epochs=2)
     with caplog.at_level(logging.INFO, logger="autounet.training.loop"):
         loop.fit(run)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith("epoch ") and " iterations (loss " in r.getMessage()]
     assert len(lines) == 2 * run.config.recipe.iterations_per_epoch
     assert lines[0].startswith("epoch 0/2: 1/4 iterations (loss ") and "s/iteration, ETA " in lines[0]
 

@@ -130,7 +130,7 @@ def test_guard_extends_a_one_epoch_plan_in_fit(tmp_path: Path, fake_run, monkeyp
     run.augment = fast
     fit(run)
     final = ckpt.load_checkpoint(tmp_path / "fold_0" / ckpt.FINAL)
-    assert final["current_epoch"] == 2 and final["training_config"]["epochs"] == 2
+    assert final["current_epoch"] == 2 and final["training_config"]["recipe"]["epochs"] == 2
     assert final["logging"]["values"]["lrs"] == pytest.approx([0.01, 0.01 * 0.5 ** 0.9])
 
 
