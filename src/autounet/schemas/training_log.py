@@ -51,10 +51,10 @@ class EpochRecord:
     train_losses: Num
     val_losses: Num
     lrs: float
-    epoch_start_timestamps: float
-    epoch_end_timestamps: float
-    data_wait_share: Num
-    epoch_time: float
+    epoch_start_timestamps: Num = math.nan  # the timing keys may be absent from logs of older versions
+    epoch_end_timestamps: Num = math.nan
+    data_wait_share: Num = math.nan
+    epoch_time: Num = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line's object."""
