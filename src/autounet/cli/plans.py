@@ -48,7 +48,7 @@ def _import(args: argparse.Namespace, ctx: Any) -> int:
     plans = dataclasses.replace(plans, dataset_name=dataset, plans_name=args.plans_name or plans.plans_name)
     target = workspace.plans_file(dataset, plans.plans_name)
     if target.exists() and not args.overwrite:
-        msg = f"{target} exists; pass --overwrite to replace it or --plans-name to store under another name."
+        msg = f"{target} exists; pass --overwrite to replace it or --plans to store under another name."
         raise UsageError(msg)
     save_plans(target, plans)
     print(f"Imported {args.file} -> {target} (configurations: {', '.join(plans.configuration_names())})")

@@ -161,7 +161,7 @@ def _check_plans_name(preset: PlannerPreset, plans_name: str | None, *, custom_m
     reserved = {PRESETS.get(p).plans_name for p in PRESETS}
     if (custom_memory or custom_spacing) and name in reserved:
         what = "--gpu-memory" if custom_memory else "--target-spacing"
-        msg = (f"{what} changes the plans of preset {preset.name!r}; give them a new name with --plans-name "
+        msg = (f"{what} changes the plans of preset {preset.name!r}; give them a new name with --plans "
                f"(not {name!r}, which belongs to a preset), so that the preset's plans are not silently replaced.")
         raise UsageError(msg)
     return name

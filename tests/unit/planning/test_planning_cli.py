@@ -71,7 +71,7 @@ def test_fingerprint_is_reused_unless_clean_or_changed(workspace_root) -> None:
 
 def test_gpu_memory_without_plans_name_is_a_usage_error(workspace_root, capsys) -> None:
     assert _cli(workspace_root, "plan", "900", "--preset", "resenc-l", "--gpu-memory", "40") == 2
-    assert "--plans-name" in capsys.readouterr().err
+    assert "--plans " in capsys.readouterr().err
     assert _cli(workspace_root, "plan", "900", "--preset", "resenc-l", "--gpu-memory", "40",
                 "--plans-name", "nnUNetResEncUNetLPlans_40G") == 0
     assert (workspace_root / "preprocessed" / "Dataset900_Tiny" / "nnUNetResEncUNetLPlans_40G.json").is_file()

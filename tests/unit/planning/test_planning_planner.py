@@ -96,7 +96,7 @@ def test_resampling_settings() -> None:
 
 def test_custom_gpu_memory_needs_new_plans_name(hippocampus_like) -> None:
     fp, spec = hippocampus_like
-    with pytest.raises(UsageError, match="--plans-name"):
+    with pytest.raises(UsageError, match="--plans "):
         plan(fp, spec, preset="resenc-l", gpu_memory_gb=40)
     with pytest.raises(UsageError, match="belongs to a preset"):
         plan(fp, spec, preset="resenc-l", gpu_memory_gb=40, plans_name="nnUNetPlans")
