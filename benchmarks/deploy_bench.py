@@ -10,17 +10,20 @@ Everything lives under ``--root`` (default ``/tmp/autounet_deploy_bench``):
 3. Whole commands, each a fresh process, on ``--cases`` images: whole-command seconds per case = T / N; steady
    state = seconds per case between the k-th (``--warmup-cases``) and the last output file's completion time
    (outputs are written atomically as each case finishes), so start-up and the first cases do not count.
-   Tools: ``autounet predict --backend torch``, ``--backend onnxruntime``, and the reference; with and without
-   mirroring; voxel agreement of the segmentations with the torch backend's.
-4. The network alone on a batch of 8 tiles: eager PyTorch (the predictor's channels-last path), ``torch.compile``,
-   ONNX Runtime float32 and (with ``--int8``) the int8-quantized model, in GFLOP/s.
-5. ``--trained MODEL_DIR`` (a trained Hippocampus 3d_fullres folder): validation Dice of the float model and of its
-   int8-quantized export (calibrated on training images), on ``--dice-cases`` cases of the fold's validation split.
+   Tools: ``autounet predict --backend torch`` (``torch-bf16``: with ``--precision bf16``), ``--backend onnxruntime``,
+   ``--backend openvino``, and the reference; with and without mirroring; voxel agreement of the segmentations with
+   the torch backend's.
+4. The network alone on a batch of 8 tiles: eager PyTorch in float32 and in bf16 autocast, ``torch.compile``,
+   ONNX Runtime float32, OpenVINO float32 and (with ``--int8``) the int8-quantized model, in GFLOP/s.
+5. ``--trained MODEL_DIR`` (a trained Hippocampus 3d_fullres folder): validation Dice of the float32 model and of
+   the reduced-precision opt-ins (PyTorch bf16; the int8-quantized ONNX export, calibrated on training images), on
+   ``--dice-cases`` cases of the fold's validation split (``--splits``, default the folder's or the dataset's).
 
 Results are printed as tables and written to ``benchmarks/results/deploy.md`` (rows are added as they finish). The
 load average (``os.getloadavg``) is recorded beside every figure: the machine is shared.
 
-Usage: ``python benchmarks/deploy_bench.py [--cases 52] [--warmup-cases 5] [--int8] [--trained DIR]``.
+Usage: ``python benchmarks/deploy_bench.py [--cases 52] [--warmup-cases 5] [--tools torch,torch-bf16,openvino,...]
+[--int8] [--trained DIR --splits splits_final.json]``.
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, 
         return [str(reference_python().parent / "nnUNetv2_predict"), "-i", str(inputs), "-o", str(out), "-d", "4",
                 "-c", "3d_fullres", "-f", "0", "-device", "cpu"] + \
             ([] if tta else ["--disable_tta"])
+    backend, _, precision = tool.partition("-")
     return [sys.executable, "-m", "autounet", "predict", "--quiet", "-m", str(model_dir), "-i", str(inputs), "-o",
-            str(out), "-f", "0", "--device", "cpu", "--backend", tool, "--threads", str(threads), "--overwrite"] + \
-        ([] if tta else ["--no-tta"])
+            str(out), "-f", "0", "--device", "cpu", "--backend", backend, "--threads", str(threads), "--overwrite",
+            "--precision", precision or "fp32"] + ([] if tta else ["--no-tta"])
 
 
 def _steady(out: Path, *, skip: int) -> float:
@@ -129,7 +133,7 @@ def network_table(model_dir: Path, tile_flops: float, threads: int, *, int8: Pat
     import torch
 
     from autounet.inference.model import load_model
-    from autounet.inference.onnx import OrtNetwork, onnx_bytes
+    from autounet.inference.onnx import OpenVinoNetwork, OrtNetwork, onnx_bytes
 
     torch.set_num_threads(threads)
     model = load_model(model_dir, folds=(0,), device=torch.device("cpu"))
@@ -145,9 +149,15 @@ def network_table(model_dir: Path, tile_flops: float, threads: int, *, int8: Pat
 
     net = model.networks[0]
     with torch.inference_mode():
-        measure("PyTorch eager (channels-last)", net)
+        measure("PyTorch eager float32", net)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            measure("PyTorch eager bf16 autocast", net)
     (graph,) = onnx_bytes(model)
     measure("ONNX Runtime float32", OrtNetwork(graph, threads=threads))
+    try:
+        measure("OpenVINO float32", OpenVinoNetwork(graph, threads=threads))
+    except ImportError as exc:
+        rows.append({"runner": "OpenVINO float32", "error": f"not installed ({exc})"})
     if int8 is not None and int8.is_file():
         measure("ONNX Runtime int8 (QDQ)", OrtNetwork(int8, threads=threads))
     if compile_:
@@ -170,36 +180,40 @@ def _dice(pred: np.ndarray, ref: np.ndarray, labels: tuple[int, ...]) -> float:
     return float(np.mean(out))
 
 
-def int8_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, threads: int) -> dict[str, object]:
-    """Validation Dice of a trained model's float ONNX export and of its int8 quantization."""
+def precision_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, threads: int,
+                   splits: Path | None) -> dict[str, object]:
+    """Validation Dice of a trained model in float32 and in the reduced-precision opt-ins (PyTorch bf16 autocast,
+    the int8-quantized ONNX export), each against the float32 PyTorch model."""
     from autounet.inference import Predictor
     from autounet.inference.onnx import calibration_tiles, export_onnx, quantize_int8
     from autounet.io import read_images, read_segmentation
 
-    splits = trained / "splits_final.json"
-    cases = _cases()
+    splits = splits or trained / "splits_final.json"
     if splits.is_file():
         fold0 = json.loads(splits.read_text(encoding="utf-8"))[0]
         val, train = list(fold0["val"]), list(fold0["train"])
     else:
+        cases = _cases()
         val, train = cases[-n_cases:], cases[: n_calibration]
     val = val[:n_cases]
-    fp32 = export_onnx(trained, root / "trained.onnx", folds=(0,))
+    fp32_onnx = export_onnx(trained, root / "trained.onnx", folds=(0,))
     calib = [[HIPPO / "images" / f"{c}.nii.gz"] for c in train[:n_calibration]]
-    int8 = quantize_int8(fp32, root / "trained.int8.onnx", calibration_tiles(fp32, calib))
-    result: dict[str, object] = {"validation_cases": len(val), "calibration_cases": len(calib), "load": _load()}
-    for name, path in (("float32", fp32), ("int8", int8)):
-        pred = Predictor.from_model_dir(path, backend="onnxruntime", threads=threads)
+    int8 = quantize_int8(fp32_onnx, root / "trained.int8.onnx", calibration_tiles(fp32_onnx, calib))
+    variants = {"torch float32": (trained, "torch", "fp32"), "torch bf16": (trained, "torch", "bf16"),
+                "onnxruntime float32": (fp32_onnx, "onnxruntime", "fp32"),
+                "onnxruntime int8": (int8, "onnxruntime", "fp32")}
+    dice: dict[str, float] = {}
+    for name, (path, backend, precision) in variants.items():
+        pred = Predictor.from_model_dir(path, folds=(0,), backend=backend, threads=threads, precision=precision)
         scores = []
         for c in val:
             img, geom = read_images([HIPPO / "images" / f"{c}.nii.gz"])
             seg = pred.predict(img, geom).segmentation
             ref, _ = read_segmentation(HIPPO / "labels" / f"{c}.nii.gz")
             scores.append(_dice(seg, ref[0], (1, 2)))
-        result[f"dice_{name}"] = float(np.mean(scores))
-        print(f"  {name}: mean validation Dice {result[f'dice_{name}']:.4f} on {len(val)} cases", flush=True)
-    result["dice_difference"] = float(result["dice_float32"]) - float(result["dice_int8"])  # type: ignore[arg-type]
-    return result
+        dice[name] = float(np.mean(scores))
+        print(f"  {name}: mean validation Dice {dice[name]:.4f} on {len(val)} cases", flush=True)
+    return {"validation_cases": len(val), "calibration_cases": len(calib), "load": _load(), "dice": dice}
 
 
 # ---- report ---------------------------------------------------------------------------------------------------------
@@ -207,9 +221,9 @@ def write_report(state: dict[str, object]) -> None:
     """Write the Markdown report (``state["report"]``, default ``benchmarks/results/deploy.md``)."""
     lines = ["# Deployment benchmark (benchmarks/deploy_bench.py)", "",
              f"Run {state['started']}; {state['cases']} Hippocampus cases (steady state from the output files' "
-             f"completion times after the first {state['warmup']}), {state['threads']} threads, CPU. **Taken on a shared machine under load** (load "
-             "averages 1/5/15 min beside each figure); the ratios between tools run back to back are the reliable "
-             "part, absolute seconds are not idle-machine figures.", ""]
+             f"completion times after the first {state['warmup']}), {state['threads']} threads, CPU (load "
+             "averages 1/5/15 min beside each figure; idle means a 1-minute load average under 1). Ratios between "
+             "tools run back to back in one run are the comparable part.", ""]
     floor = state.get("floor")
     if isinstance(floor, dict):
         lines += ["## Float32 compute floor", "",
@@ -240,13 +254,16 @@ def write_report(state: dict[str, object]) -> None:
             else:
                 lines.append(f"| {r['runner']} | {r['s_per_8_tiles']:.2f} | {r['gflops']:.1f} | {r['load']} |")
         lines.append("")
-    dice = state.get("int8")
+    dice = state.get("precision_dice")
     if isinstance(dice, dict):
-        lines += ["## int8 opt-in: validation Dice", "",
-                  f"- {dice['validation_cases']} validation cases, calibration on {dice['calibration_cases']} "
-                  f"training images (load {dice['load']})",
-                  f"- float32 {dice['dice_float32']:.4f}, int8 {dice['dice_int8']:.4f}, difference "
-                  f"{dice['dice_difference']:+.4f} (limit 0.005)", ""]
+        base = dice["dice"]["torch float32"]
+        lines += ["## Reduced-precision opt-ins: validation Dice", "",
+                  f"{dice['validation_cases']} validation cases of fold 0; int8 calibrated on "
+                  f"{dice['calibration_cases']} training images (load {dice['load']}). Limit: within 0.005 of "
+                  "float32.", "", "| model | mean foreground Dice | difference to torch float32 |", "|---|---|---|"]
+        for name, value in dice["dice"].items():
+            lines.append(f"| {name} | {value:.4f} | {value - base:+.4f} |")
+        lines.append("")
     report = Path(str(state.get("report", RESULTS)))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines), encoding="utf-8")
@@ -268,7 +285,9 @@ def main() -> int:
     parser.add_argument("--skip-commands", action="store_true")
     parser.add_argument("--report", type=Path, default=RESULTS, help="Markdown report to write")
     parser.add_argument("--skip-network", action="store_true", help="no network-alone table")
-    parser.add_argument("--trained", type=Path, default=None, help="a trained model folder for the int8 Dice check")
+    parser.add_argument("--trained", type=Path, default=None,
+                        help="a trained model folder for the bf16 / int8 Dice check")
+    parser.add_argument("--splits", type=Path, default=None, help="splits_final.json of the trained model")
     parser.add_argument("--dice-cases", type=int, default=20)
     args = parser.parse_args()
 
@@ -345,9 +364,9 @@ def main() -> int:
         write_report(state)
 
     if args.trained is not None:
-        print(f"int8 validation Dice (load {_load()}) ...", flush=True)
-        state["int8"] = int8_dice(args.trained, args.root, n_cases=args.dice_cases, n_calibration=16,
-                                  threads=args.threads)
+        print(f"reduced-precision validation Dice (load {_load()}) ...", flush=True)
+        state["precision_dice"] = precision_dice(args.trained, args.root, n_cases=args.dice_cases, n_calibration=16,
+                                                 threads=args.threads, splits=args.splits)
         write_report(state)
     print(args.report.read_text(encoding="utf-8"))
     return 0

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-batch", type=int, default=None, metavar="N",
                         help="tiles per network call (default: chosen from free memory)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="network precision on CUDA (default auto: bf16 where supported); CPU is always fp32")
+                        help="network precision (default auto: bf16 or fp16 on CUDA, fp32 on the CPU); bf16 on a "
+                             "CPU with native bf16 (AVX512-BF16, AMX) is about 2x faster, an opt-in")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch and of ONNX Runtime sessions (default: torch's)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",

@@ -118,7 +118,8 @@ class RuntimeSettings:
     prefetch: int = setting(4, flag="--prefetch", metavar="N", help="batches read ahead of the training step")
     threads: int | None = setting(None, flag="--threads", help="torch CPU threads (default: torch's)")
     compile: bool = setting(True, flag="--no-compile", help="do not torch.compile the network (only used on CUDA)")
-    amp: bool = setting(True, flag="--no-amp", help="no mixed precision (only used on CUDA)")
+    amp: bool = setting(True, flag="--no-amp",
+                        help="no mixed precision (fp16 on CUDA, bf16 on CPUs with native bf16; else always off)")
     channels_last: bool = setting(False, flag="--channels-last", help="channels-last memory format")
     seed: int | None = setting(None, flag="--seed", help="base seed (default: random, stored for resume)")
     deterministic: bool = setting(False, flag="--deterministic",

@@ -25,6 +25,7 @@ import torch
 from autounet._atomic import atomic_path, write_json_atomic
 from autounet._log import get_logger
 from autounet.errors import PlansError, UsageError
+from autounet.networks.precision import autocast_dtype
 from autounet.planning.store import read_plans_file
 from autounet.schemas.plans import ConfigurationPlan, Plans
 from autounet.schemas.training import (
@@ -307,7 +308,8 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     if compiled:
         model = torch.compile(model)
     optimizer = components.build_optimizer(recipe, module.parameters())
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and runtime.amp else None
+    amp_dtype = training_amp_dtype(runtime.amp, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     loss_fn, dice_stats = _loss_components(recipe, labels, batch_dice=plan.batch_dice,
                                            scales=aug.deep_supervision_scales if recipe.deep_supervision else None,
                                            ddp=dist_ctx.enabled, compiled=compiled)
@@ -331,11 +333,27 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
     logger.text(f"{dataset_name} {plan.name} fold {fold}: {len(train_ids)} training / {len(val_ids)} validation "
                 f"cases; batch {batch} x {dist_ctx.world} process(es), patch {tuple(aug.initial_patch_size)} -> "
                 f"{tuple(plan.patch_size)}, device {device}, seed {seed}; "
-                f"{recipe.epochs} epochs x {recipe.iterations_per_epoch} iterations, lr {recipe.initial_lr}")
+                f"{recipe.epochs} epochs x {recipe.iterations_per_epoch} iterations, lr {recipe.initial_lr}, "
+                f"{_precision_name(amp_dtype)}")
     return Run(fold_dir=fold_dir, config=config, model=model, module=module, optimizer=optimizer, scaler=scaler,
                loss_fn=loss_fn, dice_stats=dice_stats, lr_at=lr_at, augment=augment, prepare=prepare,
                train_loader=train_loader, val_loader=val_loader, device=device, seed=seed, dist=dist_ctx,
-               checkpoint_extra=extra, logger=logger, progress=runtime.progress, network_spec=plan.network)
+               checkpoint_extra=extra, logger=logger, progress=runtime.progress, amp_dtype=amp_dtype,
+               network_spec=plan.network)
+
+
+def training_amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """Mixed precision of a training run: fp16 with a gradient scaler on CUDA (as the reference), bf16 on CPUs with
+    native bf16 (about 2x faster steps, no scaler needed), else float32. ``amp=False`` (``--no-amp``): float32."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    return autocast_dtype("auto", device, cpu_auto=True)
+
+
+def _precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "float32", torch.float16: "mixed precision fp16", torch.bfloat16: "mixed precision bf16"}[dtype]
 
 
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

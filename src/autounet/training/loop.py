@@ -92,7 +92,7 @@ class Run:
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)
     logger: RunLogger | None = None
     progress: bool = False
-    amp_dtype: torch.dtype = torch.float16
+    amp_dtype: torch.dtype | None = None  # autocast dtype of the network (None: float32)
     network_spec: Any = None
     budget: Any = None  # --time-budget hook: a time_budget.BudgetGuard that re-sizes ``config.epochs``
 
@@ -161,9 +161,9 @@ def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.
 
 
 def _autocast(run: Run) -> Any:
-    if run.device.type == "cuda" and run.config.runtime.amp:
-        return torch.autocast("cuda", dtype=run.amp_dtype)
-    return nullcontext()
+    if run.amp_dtype is None:
+        return nullcontext()
+    return torch.autocast(run.device.type, dtype=run.amp_dtype)
 
 
 def train_step(run: Run, inputs: torch.Tensor, targets: Any) -> torch.Tensor:
