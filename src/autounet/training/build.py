@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -305,7 +305,8 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if compiled:
-        model = torch.compile(model)
+        # torch.compile returns an OptimizedModule (an nn.Module) for a module; its stubs only say Callable.
+        model = cast(torch.nn.Module, torch.compile(model))
     optimizer = components.build_optimizer(recipe, module.parameters())
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and runtime.amp else None
     loss_fn, dice_stats = _loss_components(recipe, labels, batch_dice=plan.batch_dice,
