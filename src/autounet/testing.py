@@ -20,6 +20,7 @@ import numpy as np
 from autounet._atomic import make_temp_dir
 from autounet.errors import DatasetError
 from autounet.io import ImageGeometry, write_image, write_segmentation
+from autounet.io.geometry import as_spacing
 from autounet.schemas.dataset import DatasetSpec, save_dataset_spec
 from autounet.workspace import DATASET_DIR_PATTERN, DATASET_JSON, Workspace, dataset_dir_name
 
@@ -38,7 +39,7 @@ class SyntheticCase:
 
 
 def _grid_mm(shape: Sequence[int], spacing: Sequence[float]) -> list[np.ndarray]:
-    return np.meshgrid(*[(np.arange(n) + 0.5) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True)
+    return list(np.meshgrid(*[(np.arange(n) + 0.5) * s for n, s in zip(shape, spacing)], indexing="ij", sparse=True))
 
 
 def _ellipsoid(grid: list[np.ndarray], extent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +70,7 @@ def _tube(grid: list[np.ndarray], extent: np.ndarray, rng: np.random.Generator) 
 
 def _background(grid: list[np.ndarray], extent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A smooth intensity bias (low-frequency cosines)."""
-    out = 0.0
+    out = np.zeros(())  # broadcasts to the grid's shape
     for g, e in zip(grid, extent):
         out = out + 0.1 * np.cos(2 * np.pi * g / e * rng.uniform(0.3, 1.0) + rng.uniform(0, 2 * np.pi))
     return out
@@ -116,7 +117,7 @@ def make_synthetic_dataset(root: str | os.PathLike[str], *, n_cases: int = 12, s
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    geometry = ImageGeometry(spacing=tuple(float(s) for s in spacing))  # type: ignore[arg-type]
+    geometry = ImageGeometry(spacing=as_spacing(spacing))
     for i in range(n_cases + n_test):
         case = synthetic_case(shape, spacing, n_channels=n_channels, noise=noise, rng=rng)
         train = i < n_cases

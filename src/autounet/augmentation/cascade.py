@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cc3d
 import numpy as np
@@ -165,7 +166,7 @@ def label_components(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     size and the mask it belongs to (both indexed by id - 1).
     """
     n, spatial = masks.shape[0], masks.shape[1:]
-    connectivity = 26 if len(spatial) == 3 else 8
+    connectivity: Literal[8, 26] = 26 if len(spatial) == 3 else 8
     stacked = np.zeros((n * (spatial[0] + 1), *spatial[1:]), dtype=bool)
     view = stacked.reshape(n, spatial[0] + 1, *spatial[1:])
     view[:, : spatial[0]] = masks

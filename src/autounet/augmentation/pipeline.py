@@ -114,9 +114,8 @@ def _covering_patch(patch: tuple[int, ...], rot_deg: tuple[float, float], sp: Sp
     """Bounding box (plus a voxel of margin) of the final patch under every rotation/scale in range."""
     plane = patch[1:] if dummy else patch
     half = (np.asarray(plane, dtype=np.float64) - 1) / 2
-    angles = np.unique(np.concatenate([np.linspace(*np.radians(rot_deg), 33),
-                                       np.arange(-8, 9) * np.pi / 4]))
     lo, hi = np.radians(rot_deg)
+    angles = np.unique(np.concatenate([np.linspace(lo, hi, 33), np.arange(-8, 9) * np.pi / 4]))
     angles = angles[(angles >= lo) & (angles <= hi)]
     smax = max(sp.scaling[1], 1.0) if sp.p_scaling > 0 else 1.0
     if len(plane) == 2:

@@ -160,8 +160,7 @@ def apply(image: torch.Tensor, seg: torch.Tensor | None, params: SpatialParams, 
     didx = idx.to(image.device)
     img_sub = image.index_select(0, didx).float()
     if seg is None or seg_out is None:
-        warped = _sample_linear(img_sub, grid)
-        return img_out.index_copy(0, didx, warped.to(image.dtype)), None
+        return img_out.index_copy(0, didx, _sample_linear(img_sub, grid).to(image.dtype)), None
     warped, labels = resample_labels(seg.index_select(0, didx), grid, mode=segmentation_mode, image=img_sub)
     assert warped is not None  # an image was passed
     return (img_out.index_copy(0, didx, warped.to(image.dtype)), seg_out.index_copy(0, didx, labels))
@@ -206,7 +205,7 @@ def resample_labels(seg: torch.Tensor, grid: torch.Tensor, *, mode: str = "linea
         zero = (labels == 0).nonzero()
         implicit = int(zero[0, 0]) if len(zero) else len(labels) - 1
     sampled_labels = labels if implicit is None else torch.cat([labels[:implicit], labels[implicit + 1:]])
-    warped: torch.Tensor | None = None
+    warped = None
     best: torch.Tensor | None = None
     best_label: torch.Tensor | None = None
     chunks = []

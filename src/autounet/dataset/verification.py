@@ -212,8 +212,8 @@ def _duplicate_cases(cases: dict[str, CaseFiles]) -> list[Problem]:
             users.setdefault(Path(os.path.realpath(f)), []).append(case)
     for f, owners in users.items():
         if len(set(owners)) > 1:
-            names = ", ".join(sorted(set(owners)))
-            problems.append(Problem("duplicate_case", f"the same file is used by cases {names}", case=owners[0],
+            sharing = ", ".join(sorted(set(owners)))
+            problems.append(Problem("duplicate_case", f"the same file is used by cases {sharing}", case=owners[0],
                                     file=str(f)))
     return problems
 

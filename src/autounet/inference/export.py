@@ -33,7 +33,7 @@ class LabelSemantics(Protocol):
     def has_regions(self) -> bool: ...
 
     @property
-    def regions_class_order(self) -> Sequence[int]: ...
+    def regions_class_order(self) -> Sequence[int] | None: ...  # set whenever has_regions
 
     @property
     def foreground_labels(self) -> Sequence[int]: ...
@@ -200,7 +200,7 @@ def segment_slab(logits: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
     if not labels.has_regions:
         return logits.argmax(0)
     seg = torch.zeros(logits.shape[1:], dtype=torch.int32, device=logits.device)
-    for i, label in enumerate(labels.regions_class_order):
+    for i, label in enumerate(labels.regions_class_order or ()):
         seg[torch.sigmoid(logits[i]) > 0.5] = int(label)
     return seg
 
@@ -286,7 +286,7 @@ def segment_slab_from_probabilities(probs: torch.Tensor, labels: LabelSemantics)
     if not labels.has_regions:
         return probs.argmax(0)
     seg = torch.zeros(probs.shape[1:], dtype=torch.int32, device=probs.device)
-    for i, label in enumerate(labels.regions_class_order):
+    for i, label in enumerate(labels.regions_class_order or ()):
         seg[probs[i] > 0.5] = int(label)
     return seg
 

@@ -36,6 +36,7 @@ from autounet.inference.model import LoadedModel, load_model
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
+from autounet.io.geometry import as_spacing
 from autounet.names import check_file_ending, check_name
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import PredictArgs, save_predict_args
@@ -229,7 +230,7 @@ class Predictor:
         The array must be in the reader's axis order (SimpleITK's ``(z, y, x)`` if in doubt) with ``spacing`` in
         the same order. Cascades run their previous stage first unless ``previous_segmentation`` is given.
         """
-        geometry = spacing if isinstance(spacing, ImageGeometry) else ImageGeometry(spacing=tuple(spacing))
+        geometry = spacing if isinstance(spacing, ImageGeometry) else ImageGeometry(spacing=as_spacing(spacing))
         images = _check_images(images, self.num_channels)
         if self.model.is_cascade and previous_segmentation is None:
             assert self.previous_stage is not None

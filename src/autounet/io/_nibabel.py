@@ -12,7 +12,7 @@ from nibabel.orientations import io_orientation
 from autounet.errors import ImageIOError
 from autounet.io._base import ReaderWriter, register
 from autounet.io._integrity import check_complete
-from autounet.io.geometry import ImageGeometry
+from autounet.io.geometry import ImageGeometry, as_spacing
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -48,7 +48,7 @@ def _load(path: Path) -> nib.Nifti1Image:
 def _geometry(image: nib.Nifti1Image, *, reader: str, extras: dict) -> ImageGeometry:
     spacing, origin, direction = itk_geometry_from_affine(image.affine)
     zooms = image.header.get_zooms()[:3]
-    return ImageGeometry(spacing=tuple(float(z) for z in zooms[::-1]), origin=origin, direction=direction,
+    return ImageGeometry(spacing=as_spacing(zooms[::-1]), origin=origin, direction=direction,
                          reader=reader, extras=extras)
 
 

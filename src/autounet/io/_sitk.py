@@ -36,7 +36,8 @@ def array_and_geometry(image: sitk.Image, *, reader: str, path: Path) -> tuple[n
     elif dim == 4 and comps == 1:  # 4D file = several channels in one file, as the reference reads it
         array = array[0]
         d = np.asarray(direction).reshape(4, 4)[:3, :3]
-        geom = ImageGeometry(spacing=spacing[:3][::-1], origin=origin[:3], direction=d.ravel(), reader=reader,
+        geom = ImageGeometry(spacing=spacing[:3][::-1], origin=origin[:3],
+                             direction=tuple(float(v) for v in d.ravel()), reader=reader,
                              extras={"channels_in_file": int(array.shape[0])})
     else:
         msg = f"Cannot read {path}: {dim}D images with {comps} component(s) per pixel are not supported."

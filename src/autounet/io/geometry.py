@@ -25,6 +25,15 @@ def _floats(values: Any, *, what: str) -> tuple[float, ...]:
         raise SchemaError(msg) from exc
 
 
+def as_spacing(values: Any) -> tuple[float, float, float]:
+    """``values`` as a 3-value spacing (array axis order); raises ``SchemaError`` naming them otherwise."""
+    spacing = _floats(values, what="spacing")
+    if len(spacing) != 3:
+        msg = f"ImageGeometry: spacing needs 3 values (array axis order), got {spacing}."
+        raise SchemaError(msg)
+    return spacing[0], spacing[1], spacing[2]
+
+
 @dataclass(frozen=True)
 class ImageGeometry:
     """Physical geometry of an image, carried from reading to writing.
@@ -46,10 +55,7 @@ class ImageGeometry:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        spacing = _floats(self.spacing, what="spacing")
-        if len(spacing) != 3:
-            msg = f"ImageGeometry: spacing needs 3 values (array axis order), got {spacing}."
-            raise SchemaError(msg)
+        spacing = as_spacing(self.spacing)
         origin = _floats(self.origin, what="origin")
         direction = _floats(self.direction, what="direction")
         if len(direction) != len(origin) ** 2:

@@ -15,7 +15,9 @@ channels-last memory format (see :mod:`autounet.networks._fused`); elsewhere (CU
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
+from typing import Final, Literal
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +70,10 @@ def conv_layer(ndim: int, in_ch: int, out_ch: int, kernel: Sequence[int] | int, 
     """A ``Conv{2,3}d`` with "same" padding ``(k - 1) // 2`` per axis."""
     kernel = _per_axis(kernel, ndim)
     stride = _per_axis(stride, ndim)
-    conv = nn.Conv2d if ndim == 2 else nn.Conv3d
-    return conv(in_ch, out_ch, kernel, stride, padding=tuple((k - 1) // 2 for k in kernel), bias=bias)
+    padding = tuple((k - 1) // 2 for k in kernel)
+    if ndim == 2:
+        return nn.Conv2d(in_ch, out_ch, pair(kernel), pair(stride), padding=pair(padding), bias=bias)
+    return nn.Conv3d(in_ch, out_ch, triple(kernel), triple(stride), padding=triple(padding), bias=bias)
 
 
 class ConvNormAct(nn.Module):
@@ -99,10 +103,16 @@ def norm_act(x: torch.Tensor, norm: nn.Module, act: nn.Module | None,
     return act(y) if act is not None else y
 
 
-_UNSUPPORTED = object()
+class _Unsupported(enum.Enum):
+    """Type of the ``_UNSUPPORTED`` marker (an activation the fused kernel cannot apply)."""
+
+    TOKEN = 0
 
 
-def _slope(act: nn.Module | None) -> float | None | object:
+_UNSUPPORTED: Final = _Unsupported.TOKEN
+
+
+def _slope(act: nn.Module | None) -> float | None | Literal[_Unsupported.TOKEN]:
     """Negative slope of a (leaky) ReLU, ``None`` for no activation, ``_UNSUPPORTED`` otherwise."""
     if act is None:
         return None
@@ -139,8 +149,10 @@ class ResidualBlock(nn.Module):
         self.conv2 = ConvNormAct(ndim, out_ch, out_ch, kernel, 1, bias=bias, norm=norm, nonlin=None)
         self.act = NONLINS.get(nonlin)()
         strided = any(s != 1 for s in stride)
-        pool_cls = nn.AvgPool2d if ndim == 2 else nn.AvgPool3d
-        self.pool = pool_cls(stride, stride) if strided else None
+        self.pool: nn.Module | None = None
+        if strided:
+            self.pool = (nn.AvgPool2d(pair(stride), pair(stride)) if ndim == 2
+                         else nn.AvgPool3d(triple(stride), triple(stride)))
         self.skip = (ConvNormAct(ndim, in_ch, out_ch, 1, 1, bias=False, norm=norm, nonlin=None)
                      if in_ch != out_ch else None)
 
@@ -152,6 +164,18 @@ class ResidualBlock(nn.Module):
             residual = self.skip(residual)
         out = self.conv2.conv(self.conv1(x))
         return norm_act(out, self.conv2.norm, self.act, residual=residual)
+
+
+def pair(values: Sequence[int]) -> tuple[int, int]:
+    """Two per-axis values as the fixed-length tuple that torch's 2D layers are typed for."""
+    a, b = values
+    return a, b
+
+
+def triple(values: Sequence[int]) -> tuple[int, int, int]:
+    """Three per-axis values as the fixed-length tuple that torch's 3D layers are typed for."""
+    a, b, c = values
+    return a, b, c
 
 
 def _per_axis(value: Sequence[int] | int, ndim: int) -> tuple[int, ...]:

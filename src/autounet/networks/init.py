@@ -30,5 +30,5 @@ def zero_last_norm_of_residual_blocks(module: nn.Module) -> None:
     """Zero the affine parameters of ``conv2.norm`` in every residual block under ``module``."""
     for m in module.modules():
         if isinstance(m, ResidualBlock):
-            nn.init.zeros_(m.conv2.norm.weight)
-            nn.init.zeros_(m.conv2.norm.bias)
+            nn.init.zeros_(m.conv2.norm.get_parameter("weight"))
+            nn.init.zeros_(m.conv2.norm.get_parameter("bias"))

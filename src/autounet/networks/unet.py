@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autounet.networks.blocks import ConvStack, conv_layer
+from autounet.networks.blocks import ConvStack, conv_layer, pair, triple
 from autounet.schemas.plans import NetworkSpec
 
 
@@ -26,7 +26,6 @@ class UNetDecoder(nn.Module):
         ndim = spec.ndim
         feats = spec.features_per_stage
         n = spec.n_stages
-        transp = nn.ConvTranspose2d if ndim == 2 else nn.ConvTranspose3d
         self.deep_supervision = deep_supervision
         self.transpconvs = nn.ModuleList()
         self.stages = nn.ModuleList()
@@ -34,7 +33,9 @@ class UNetDecoder(nn.Module):
         for s in range(1, n):
             below, skip = feats[-s], feats[-(s + 1)]
             stride = tuple(spec.strides[-s])
-            self.transpconvs.append(transp(below, skip, stride, stride, bias=spec.conv_bias))
+            self.transpconvs.append(
+                nn.ConvTranspose2d(below, skip, pair(stride), pair(stride), bias=spec.conv_bias) if ndim == 2
+                else nn.ConvTranspose3d(below, skip, triple(stride), triple(stride), bias=spec.conv_bias))
             self.stages.append(ConvStack(spec.convs_per_stage_decoder[s - 1], ndim, 2 * skip, skip,
                                          spec.kernel_sizes[-(s + 1)], (1,) * ndim, bias=spec.conv_bias,
                                          norm=spec.norm, nonlin=spec.nonlin))

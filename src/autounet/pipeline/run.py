@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from autounet._log import get_logger
 from autounet._parallel import current_executor, is_dask
-from autounet.dataset import open_raw_dataset, verify
+from autounet.dataset import RawDataset, open_raw_dataset, verify
 from autounet.ensembling.find_best import find_best
 from autounet.errors import AutounetError, DatasetError, UsageError
 from autounet.pipeline.cascade import (
@@ -65,6 +65,10 @@ log = get_logger(__name__)
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 
 
+def _one_gpu() -> dict[str, float]:
+    return {"GPU": 1}
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What ``autounet run`` does.
@@ -95,7 +99,7 @@ class RunOptions:
     training_overrides: dict[str, object] = field(default_factory=dict)
     progress: bool = False
     #: scale (issue 17): Dask worker resources each training task needs (None: no requirement)
-    cluster_resources: dict[str, float] | None = field(default_factory=lambda: {"GPU": 1})
+    cluster_resources: dict[str, float] | None = field(default_factory=_one_gpu)
     time_budget: float | None = None
 
     def __post_init__(self) -> None:
@@ -217,11 +221,11 @@ def run(workspace: Workspace, dataset: str | int | os.PathLike[str], *, options:
     return summary
 
 
-def _small_dataset(workspace: Workspace, name: str, raw: object, say: StepCallback) -> bool:
+def _small_dataset(workspace: Workspace, name: str, raw: RawDataset, say: StepCallback) -> bool:
     """Fewer than 5 labelled cases and no hand-written ``splits_final.json``: train fold ``all`` (and say so)."""
     from autounet.dataset import small
 
-    labelled = sum(1 for files in raw.cases.values() if files.label is not None)  # type: ignore[attr-defined]
+    labelled = sum(1 for files in raw.cases.values() if files.label is not None)
     if not small.is_small(labelled) or workspace.splits_file(name).is_file():
         return False
     say("train", f"only {labelled} training case(s), fewer than the {small.MIN_CASES_FOR_CV} that 5-fold "

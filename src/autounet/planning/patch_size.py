@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autounet.errors import ConfigError
-from autounet.planning.topology import Topology, pool_and_conv_props
+from autounet.planning.topology import PerAxis, Topology, pool_and_conv_props
 
 INITIAL_EDGE_3D = 256
 INITIAL_EDGE_2D = 2048
@@ -23,7 +23,7 @@ class ShrinkStep:
     reduced_axis: int | None
 
 
-def initial_patch_size(spacing: Sequence[float], median_shape: Sequence[float]) -> tuple[float, ...]:
+def initial_patch_size(spacing: PerAxis, median_shape: PerAxis) -> tuple[float, ...]:
     """A box with the aspect ratio of ``1 / spacing`` and the volume of 256³ (3D) or 2048² (2D), clipped per axis
     to the median shape (which may be fractional; the reference keeps the fraction until padding)."""
     inverse = 1 / np.asarray(spacing, dtype=np.float64)
@@ -45,13 +45,13 @@ def exceeds_budget(estimate: float, budget: float, *, ref_batch_size: int, batch
     return estimate > budget
 
 
-def axis_to_reduce(patch_size: Sequence[int], median_shape: Sequence[float]) -> int:
+def axis_to_reduce(patch_size: Sequence[int], median_shape: PerAxis) -> int:
     """The axis with the largest ``patch / median`` ratio; ties go to the highest axis index."""
     ratios = [p / m for p, m in zip(patch_size, median_shape, strict=False)]
     return int(np.argsort(ratios, kind="stable")[-1])
 
 
-def reduce_patch(spacing: Sequence[float], patch_size: Sequence[int], divisor: Sequence[int], axis: int) -> list[int]:
+def reduce_patch(spacing: PerAxis, patch_size: Sequence[int], divisor: Sequence[int], axis: int) -> list[int]:
     """Shrink ``axis`` by the divisor valid for the already-reduced patch, so that no valid size is skipped."""
     trial = list(patch_size)
     trial[axis] -= divisor[axis]
@@ -61,7 +61,7 @@ def reduce_patch(spacing: Sequence[float], patch_size: Sequence[int], divisor: S
     return reduced
 
 
-def shrink_to_budget(spacing: Sequence[float], median_shape: Sequence[float], topology: Topology,
+def shrink_to_budget(spacing: PerAxis, median_shape: PerAxis, topology: Topology,
                      estimate: Callable[[Topology], int], *, budget: float, ref_batch_size: int,
                      batch_corrected: bool) -> list[tuple[Topology, ShrinkStep]]:
     """Shrink the patch until the VRAM proxy fits ``budget``; returns every evaluated (topology, step), last = final.

@@ -23,7 +23,7 @@ from autounet.planning.normalization import normalization_components, resampling
 from autounet.planning.patch_size import initial_patch_size, shrink_to_budget
 from autounet.planning.presets import PRESETS, PlannerPreset, get_preset
 from autounet.planning.spacing import fullres_target_spacing, median_resampled_shape, transpose_for
-from autounet.planning.topology import Topology, pool_and_conv_props
+from autounet.planning.topology import PerAxis, Topology, pool_and_conv_props
 from autounet.schemas._base import make_provenance
 from autounet.schemas.fingerprint import Fingerprint
 from autounet.schemas.plans import ConfigurationPlan, NetworkSpec, Plans, entries
@@ -225,7 +225,7 @@ class _Planner:
         return self._cache[key]
 
     # ---- one configuration -------------------------------------------------------------------------------------
-    def configuration(self, name: str, spacing: Sequence[float], median_shape: Sequence[float],
+    def configuration(self, name: str, spacing: PerAxis, median_shape: PerAxis,
                       data_identifier: str, dataset_voxels: float
                       ) -> tuple[ConfigurationPlan, ex.ConfigurationExplanation]:
         """Plan one configuration (the reference's ``get_plans_for_configuration``)."""
@@ -268,7 +268,7 @@ class _Planner:
         """The 3d_lowres search (facts §3.9); returns the surviving plan (or None), the steps and the outcome."""
         fullres_spacing = np.asarray(fullres.spacing, dtype=np.float64)
         median_voxels = np.prod(median_shape, dtype=np.float64)
-        patch_voxels = np.prod(fullres.patch_size, dtype=np.float64)
+        patch_voxels: np.float64 | np.int64 = np.prod(fullres.patch_size, dtype=np.float64)
         spacing = fullres_spacing.copy()
         found = None
         steps: list[ex.LowresStep] = []

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autounet.planning.topology import PerAxis
+
 ANISO_THRESHOLD = 3.0
 ANISO_PERCENTILE = 10.0
 ANISO_EPSILON = 1e-5
@@ -60,11 +62,14 @@ def fullres_target_spacing(spacings: np.ndarray, shapes_after_crop: np.ndarray, 
     other_sizes = [median_size[i] for i in others]
     aniso_spacing = bool(median[worst] > ANISO_THRESHOLD * max(other_spacings))
     aniso_voxels = bool(median_size[worst] * ANISO_THRESHOLD < min(other_sizes))
-    common = {"median_spacing": _floats(median), "median_shape": _floats(median_size), "worst_axis": worst,
-              "anisotropic_spacing": aniso_spacing, "anisotropic_voxels": aniso_voxels}
+
+    def decision(target: tuple[float, ...], corrected: float | None, overridden: bool) -> SpacingDecision:
+        return SpacingDecision(target=target, median_spacing=_floats(median), median_shape=_floats(median_size),
+                               worst_axis=worst, anisotropic_spacing=aniso_spacing, anisotropic_voxels=aniso_voxels,
+                               corrected_value=corrected, overridden=overridden)
+
     if override is not None:
-        return SpacingDecision(target=tuple(float(x) for x in override), corrected_value=None, overridden=True,
-                               **common)
+        return decision(tuple(float(x) for x in override), None, True)
     target = median.copy()
     corrected = None
     if aniso_spacing and aniso_voxels:
@@ -73,7 +78,7 @@ def fullres_target_spacing(spacings: np.ndarray, shapes_after_crop: np.ndarray, 
             value = max(max(other_spacings), value) + ANISO_EPSILON
         target[worst] = value
         corrected = float(value)
-    return SpacingDecision(target=_floats(target), corrected_value=corrected, overridden=False, **common)
+    return decision(_floats(target), corrected, False)
 
 
 def transpose_for(target_spacing: Sequence[float]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -84,13 +89,13 @@ def transpose_for(target_spacing: Sequence[float]) -> tuple[tuple[int, ...], tup
     return forward, backward
 
 
-def resampled_shape(shape: Sequence[float], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
+def resampled_shape(shape: Sequence[float], spacing: Sequence[float], target: PerAxis) -> tuple[int, ...]:
     """Shape after resampling from ``spacing`` to ``target``: ``round(spacing / target * shape)`` per axis."""
     return tuple(int(round(s / t * n)) for n, s, t in zip(shape, spacing, target, strict=True))
 
 
 def median_resampled_shape(spacings: np.ndarray, shapes_after_crop: np.ndarray,
-                           target: Sequence[float]) -> np.ndarray:
+                           target: PerAxis) -> np.ndarray:
     """Per-axis median over cases of the resampled shapes (float64, untransposed)."""
     shapes = [resampled_shape(n, s, target) for s, n in zip(np.asarray(spacings).tolist(),
                                                              np.asarray(shapes_after_crop).tolist(), strict=True)]

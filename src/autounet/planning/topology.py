@@ -12,8 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
 
 MIN_FEATURE_MAP_SIZE = 4
+
+PerAxis: TypeAlias = Sequence[float] | np.ndarray
+"""Per-axis values (a spacing, a shape): a sequence or a 1-D numpy array."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class Topology:
         return len(self.strides)
 
 
-def pool_and_conv_props(spacing: Sequence[float], patch_size: Sequence[float], *,
+def pool_and_conv_props(spacing: PerAxis, patch_size: PerAxis, *,
                         min_feature_map_size: int = MIN_FEATURE_MAP_SIZE) -> Topology:
     """Strides, kernels and padded patch for ``patch_size`` at ``spacing`` (same rule as the reference)."""
     dim = len(spacing)
@@ -83,7 +89,7 @@ def _poolable_axes(spacing: list[float], size: list[float], min_size: int) -> li
     return valid
 
 
-def pad_shape(shape: Sequence[float], divisor: Sequence[int]) -> tuple[int, ...]:
+def pad_shape(shape: PerAxis, divisor: Sequence[int]) -> tuple[int, ...]:
     """Round each entry of ``shape`` up to the next multiple of ``divisor`` (reference formula, float-safe)."""
     out = []
     for s, d in zip(shape, divisor, strict=True):

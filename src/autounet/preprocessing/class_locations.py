@@ -60,7 +60,7 @@ def classes_to_sample(labels: LabelInfo) -> list[ClassKey]:
 def _foreground_regions(labels: LabelInfo) -> list[int | tuple[int, ...]]:
     """Foreground regions as the dataset declares them: a region given as one int stays an int (reference keys)."""
     mapping = getattr(labels, "labels", None)
-    if isinstance(mapping, dict) or hasattr(mapping, "items"):
+    if mapping is not None and (isinstance(mapping, dict) or hasattr(mapping, "items")):
         out: list[int | tuple[int, ...]] = []
         for name, value in mapping.items():
             values = tuple(value) if isinstance(value, list | tuple) else (value,)

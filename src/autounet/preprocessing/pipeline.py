@@ -124,6 +124,8 @@ def _check_inputs(images: np.ndarray, seg: np.ndarray | None, geometry: ImageGeo
 
 
 def _labels_as_int16(seg: np.ndarray, case_id: str) -> np.ndarray:
+    lo: float
+    hi: float
     if seg.dtype.kind in "iub":
         lo, hi = int(seg.min()), int(seg.max())
     else:

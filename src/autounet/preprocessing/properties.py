@@ -157,7 +157,7 @@ def save_locations(locations_path: str | os.PathLike[str], props: CaseProperties
     arrays = {f"class_{i}": np.asarray(v, dtype=np.int64).reshape(-1, 4)
               for i, v in enumerate(props.class_locations.values())}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
     write_bytes_atomic(locations_path, buffer.getvalue())
 
 

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -306,7 +306,8 @@ def build_run(workspace: Workspace, dataset_name: str, inputs: Inputs, fold: int
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if compiled:
-        model = torch.compile(model)
+        # torch.compile returns an OptimizedModule (an nn.Module) for a module; its stubs only say Callable.
+        model = cast(torch.nn.Module, torch.compile(model))
     optimizer = components.build_optimizer(recipe, module.parameters())
     amp_dtype = training_amp_dtype(runtime.amp, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None

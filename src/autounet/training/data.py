@@ -13,16 +13,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from autounet.errors import DatasetError
-from autounet.training.sampler import SampleSpec, plan_batch, split_box
+from autounet.training.sampler import Box, SampleSpec, plan_batch, split_box
+
+if TYPE_CHECKING:
+    import torch
 
 TRAIN_STREAM = 0
 VAL_STREAM = 1
@@ -41,16 +45,16 @@ class PatchStore(Protocol):
 
 @dataclass
 class Batch:
-    """One assembled batch (numpy, host memory) and the time its reading took."""
+    """One assembled batch (host memory; pinned torch tensors with ``pin_memory``) and the time its reading took."""
 
-    data: np.ndarray
-    seg: np.ndarray
+    data: np.ndarray | torch.Tensor
+    seg: np.ndarray | torch.Tensor
     keys: list[str]
     forced: np.ndarray
     read_seconds: float = 0.0
 
 
-def crop_and_pad(array: Any, box: Sequence[tuple[int, int]], pad_value: float, dtype: np.dtype) -> np.ndarray:
+def crop_and_pad(array: Any, box: Box, pad_value: float, dtype: npt.DTypeLike) -> np.ndarray:
     """Read ``array[:, box]`` (lazy arrays read only the needed chunks) and pad out-of-bounds parts.
 
     ``array`` is channel-first; ``box`` covers the spatial axes. A box that misses the array on some axis gives an
@@ -213,9 +217,11 @@ class BatchLoader:
         if self.pin_memory:
             import torch
 
-            data_b = torch.from_numpy(np.ascontiguousarray(data_b)).pin_memory()
-            seg_b = torch.from_numpy(np.ascontiguousarray(seg_b)).pin_memory()
-        return Batch(data=data_b, seg=seg_b, keys=[s.case for s in samples],
+            data_out: np.ndarray | torch.Tensor = torch.from_numpy(np.ascontiguousarray(data_b)).pin_memory()
+            seg_out: np.ndarray | torch.Tensor = torch.from_numpy(np.ascontiguousarray(seg_b)).pin_memory()
+        else:
+            data_out, seg_out = data_b, seg_b
+        return Batch(data=data_out, seg=seg_out, keys=[s.case for s in samples],
                      forced=np.array([s.forced for s in samples]), read_seconds=time.perf_counter() - start)
 
     def _read_sample(self, s: SampleSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -235,9 +241,10 @@ class BatchLoader:
         if self._label_range is not None and seg_patch.size:
             lo, hi = int(seg_patch.min()), int(seg_patch.max())
             if lo < self._label_range[0] or hi > self._label_range[1]:
-                bad = sorted({int(v) for v in np.unique(seg_patch)} - self.label_values - {-1})
+                declared = self.label_values or frozenset()  # set whenever _label_range is
+                bad = sorted({int(v) for v in np.unique(seg_patch)} - declared - {-1})
                 raise DatasetError(f"Preprocessed case {s.case!r}: its segmentation holds label values {bad} that "
-                                   f"dataset.json does not declare (declared: {sorted(self.label_values)}); fix the "
+                                   f"dataset.json does not declare (declared: {sorted(declared)}); fix the "
                                    "label file, then run `autounet verify` and `autounet preprocess` again.")
         if not np.isfinite(data_patch).all():
             raise DatasetError(f"Preprocessed case {s.case!r} holds NaN or infinite values; run `autounet verify` "
@@ -247,7 +254,7 @@ class BatchLoader:
         return data_patch, seg_patch
 
     # ---- iteration ----------------------------------------------------------------------------------------------
-    def batches(self, epoch: int, start: int, stop: int) -> Iterator[Batch]:
+    def batches(self, epoch: int, start: int, stop: int) -> Generator[Batch, None, None]:
         """Batches ``start .. stop-1`` of ``epoch``, read ahead by the worker threads."""
         if self._pool is None:
             for it in range(start, stop):

@@ -194,7 +194,8 @@ def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
     if run.val_loader is None or run.config.recipe.val_iterations == 0:
         return float("nan"), []
     run.model.eval()
-    losses, tp, fp, fn = [], None, None, None
+    losses: list[torch.Tensor] = []
+    totals: list[torch.Tensor] = []  # summed (tp, fp, fn)
     with torch.no_grad():
         for it, batch in enumerate(run.val_loader.batches(epoch, 0, run.config.recipe.val_iterations)):
             _seeded(run, VAL_STREAM, epoch, it)
@@ -204,8 +205,8 @@ def validate(run: Run, epoch: int) -> tuple[float, list[float]]:
                 outputs = run.model(inputs)
                 losses.append(run.loss_fn(outputs, targets).detach().float())
             t, p, n = run.dice_stats(_first(outputs), _first(targets))
-            tp, fp, fn = (t, p, n) if tp is None else (tp + t, fp + p, fn + n)
-    stats = torch.stack([tp, fp, fn]).double()
+            totals = [t, p, n] if not totals else [totals[0] + t, totals[1] + p, totals[2] + n]
+    stats = torch.stack(totals).double()
     stats = ddp.all_reduce_sum(stats, run.dist)
     tp_, fp_, fn_ = stats.cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):

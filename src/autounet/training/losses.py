@@ -99,7 +99,7 @@ class DiceCELoss(nn.Module):
                 probs, onehot, mask=mask.to(probs.dtype) if mask is not None else None,
                 batch_dice=self.batch_dice, smooth=self.smooth, ddp=self.ddp)
         if self.weight_ce != 0:
-            if mask is None:
+            if mask is None or self.ignore_label is None:  # mask is set exactly when ignore_label is
                 ce = F.cross_entropy(logits, labels)
             else:  # mean over annotated voxels; 0 (not NaN) when there are none, without a host sync
                 ce = (F.cross_entropy(logits, labels, ignore_index=self.ignore_label, reduction="sum")
@@ -287,14 +287,14 @@ class _AllGatherGrad(torch.autograd.Function):
     """All-gather along a new leading axis; the backward sums the gradients of all ranks for this rank's slice."""
 
     @staticmethod
-    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         world = torch.distributed.get_world_size()
         gathered = [torch.zeros_like(tensor) for _ in range(world)]
         torch.distributed.all_gather(gathered, tensor.contiguous())
         return torch.stack(gathered, 0)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous()
         torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM)
         return grad[torch.distributed.get_rank()]

@@ -129,7 +129,7 @@ def choose_lower_corner(shape: Sequence[int], patch: Sequence[int], need_to_pad:
             selected = key
         else:
             log.warning("Case %s has no annotated voxels; sampling a random patch.", case)
-    if selected is None:
+    if selected is None or class_locations is None:  # a class is selected only from class_locations
         return [int(rng.integers(lo, hi + 1)) for lo, hi in zip(lbs, ubs)]
     voxels = np.asarray(class_locations[selected])
     voxel = voxels[int(rng.integers(len(voxels)))][-ndim:]
