@@ -21,7 +21,7 @@ Prints, per direction and with/without mirroring: voxel agreement (fraction of e
 per-label Dice between the two tools' segmentations and the foreground fraction (so that an all-background model
 cannot pass unnoticed). The tiny schedule makes weak models; the point is equal computation, not accuracy.
 
-Usage: ``python benchmarks/compat_bench.py [--cases 10] [--epochs 2 --iters 10] [--mirroring]``.
+Usage: ``python benchmarks/compat_bench.py [--cases 10] [--epochs 2 --iters 10] [--mirroring] [--autounet-model DIR]``.
 """
 
 from __future__ import annotations
@@ -58,20 +58,31 @@ def autounet(*args: str, root: Path) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
-def train_autounet(root: Path, *, epochs: int, iters: int) -> Path:
+def train_autounet(root: Path, *, epochs: int, iters: int, trained: Path | None = None) -> Path:
+    """The autounet model of the bench: trained here on the tiny schedule, or ``trained`` (a longer-trained
+    Hippocampus 3d_fullres folder with ``fold_0``) copied in as it is."""
     model = root / "au" / "results" / DATASET / MODEL
     if (model / "fold_0" / "checkpoint_final.pth").is_file():
         return model
-    if not (root / "au" / "raw" / DATASET).is_dir():
-        autounet("import", "--images", str(HIPPO / "images"), "--labels", str(HIPPO / "labels"), "--id", "4",
-                 "--name", "Hippocampus", "--channel", "MRI", "--label", "background=0", "--label", "Anterior=1",
-                 "--label", "Posterior=2", "--link", root=root)
+    if trained is not None:
+        _import_hippocampus(root)
+        shutil.copytree(trained, model, ignore=shutil.ignore_patterns("validation", "checkpoint_latest.pth",
+                                                                      "checkpoint_best.pth"))
+        return model
+    _import_hippocampus(root)
     autounet("fingerprint", "4", root=root)
     autounet("plan", "4", "-c", "3d_fullres", root=root)
     autounet("preprocess", "4", "-c", "3d_fullres", root=root)
     autounet("train", "4", "3d_fullres", "0", "--epochs", str(epochs), "--iters-per-epoch", str(iters),
              "--val-iters", "2", "--batch-size", "2", "--no-val", "--seed", "0", root=root)
     return model
+
+
+def _import_hippocampus(root: Path) -> None:
+    if not (root / "au" / "raw" / DATASET).is_dir():
+        autounet("import", "--images", str(HIPPO / "images"), "--labels", str(HIPPO / "labels"), "--id", "4",
+                 "--name", "Hippocampus", "--channel", "MRI", "--label", "background=0", "--label", "Anterior=1",
+                 "--label", "Posterior=2", "--link", root=root)
 
 
 TRAIN_CODE = r"""
@@ -209,16 +220,21 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--mirroring", action="store_true", help="also compare with test-time mirroring")
     parser.add_argument("--skip-zips", action="store_true", help="skip the package round trips")
+    parser.add_argument("--autounet-model", type=Path, default=None,
+                        help="a longer-trained autounet Hippocampus 3d_fullres folder to use instead of training one "
+                             "on the tiny schedule (its foreground makes the agreement meaningful)")
     args = parser.parse_args()
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    au_model = train_autounet(root, epochs=args.epochs, iters=args.iters)
+    au_model = train_autounet(root, epochs=args.epochs, iters=args.iters, trained=args.autounet_model)
     t_au = time.perf_counter() - t0
     ref_model = train_reference(root, epochs=args.epochs, iters=args.iters)
     t_ref = time.perf_counter() - t0 - t_au
     inputs = cases(root, args.cases)
-    results: dict[str, object] = {"cases": args.cases, "schedule": f"{args.epochs} epochs x {args.iters} iterations",
+    schedule = f"{args.epochs} epochs x {args.iters} iterations"
+    results: dict[str, object] = {"cases": args.cases, "schedule": schedule if args.autounet_model is None else
+                                  f"autounet: {args.autounet_model}; reference: {schedule}",
                                   "train_seconds": {"autounet": round(t_au, 1), "reference": round(t_ref, 1)}}
     for mirroring in ([False, True] if args.mirroring else [False]):
         tag = "mirror" if mirroring else "nomirror"

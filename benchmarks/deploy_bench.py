@@ -58,14 +58,17 @@ def _ours_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, threads: int) -> list[str]:
+def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, threads: int,
+             onnx_file: Path | None = None) -> list[str]:
     if tool == "reference":
         return [str(reference_python().parent / "nnUNetv2_predict"), "-i", str(inputs), "-o", str(out), "-d", "4",
                 "-c", "3d_fullres", "-f", "0", "-device", "cpu"] + \
             ([] if tta else ["--disable_tta"])
     backend, _, precision = tool.partition("-")
-    return [sys.executable, "-m", "autounet", "predict", "--quiet", "-m", str(model_dir), "-i", str(inputs), "-o",
-            str(out), "-f", "0", "--device", "cpu", "--backend", backend, "--threads", str(threads), "--overwrite",
+    model = ["-m", str(onnx_file)] if onnx_file is not None and backend != "torch" else ["-m", str(model_dir), "-f",
+                                                                                         "0"]
+    return [sys.executable, "-m", "autounet", "predict", "--quiet", *model, "-i", str(inputs), "-o", str(out),
+            "--device", "cpu", "--backend", backend, "--threads", str(threads), "--overwrite",
             "--precision", precision or "fp32"] + ([] if tta else ["--no-tta"])
 
 
@@ -232,6 +235,9 @@ def write_report(state: dict[str, object]) -> None:
                   f"- 2048x2048 float32 matmul here: {floor['matmul_gflops']:.1f} GFLOP/s (load {floor['load']})",
                   f"- floor: {floor['floor_notta']:.3f} s per case without mirroring, {floor['floor_tta']:.3f} s with "
                   "(8 passes)", ""]
+    if "onnx_export_seconds" in state:
+        lines += [f"onnxruntime and openvino predict from an .onnx file exported once beforehand "
+                  f"(`autounet export-model --format onnx`, {state['onnx_export_seconds']:.1f} s, not counted).", ""]
     rows = state.get("rows", [])
     if rows:
         lines += ["## Seconds per case", "",
@@ -283,6 +289,9 @@ def main() -> int:
     parser.add_argument("--int8", action="store_true", help="also time an int8 model of the random-weight network")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the network")
     parser.add_argument("--skip-commands", action="store_true")
+    parser.add_argument("--onnx-file", action="store_true",
+                        help="onnxruntime / openvino predict from an .onnx file exported once beforehand (the deployed "
+                             "form) instead of converting the model folder at start-up")
     parser.add_argument("--report", type=Path, default=RESULTS, help="Markdown report to write")
     parser.add_argument("--skip-network", action="store_true", help="no network-alone table")
     parser.add_argument("--trained", type=Path, default=None,
@@ -317,6 +326,14 @@ def main() -> int:
     print(json.dumps(floor), flush=True)
     write_report(state)
 
+    onnx_file = None
+    if args.onnx_file:
+        from autounet.inference.onnx import export_onnx
+
+        start = time.perf_counter()
+        onnx_file = export_onnx(model_dir, args.root / "model.onnx", folds=(0,))
+        state["onnx_export_seconds"] = time.perf_counter() - start
+        print(f"exported {onnx_file} in {state['onnx_export_seconds']:.1f} s", flush=True)
     if not args.skip_commands:
         env_ref = reference_env(args.root, threads=args.threads)
         env_ours = _ours_env(args.threads)
@@ -330,7 +347,8 @@ def main() -> int:
                 out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}"
                 shutil.rmtree(out, ignore_errors=True)
                 try:
-                    elapsed = _run(_command(tool, model_dir, full_inputs, out, tta=tta, threads=args.threads), env)
+                    elapsed = _run(_command(tool, model_dir, full_inputs, out, tta=tta, threads=args.threads,
+                                            onnx_file=onnx_file), env)
                 except Exception as exc:  # noqa: BLE001 - record and go on with the other tools
                     print(f"  {tool} failed: {exc}", flush=True)
                     continue

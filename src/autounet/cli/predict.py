@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("-m", "--model", metavar="MODEL_FOLDER|ZIP|ONNX",
                        help="a trained model folder (<Trainer>__<Plans>__<Config>) outside a workspace, a model "
                             "package zip (export-model / nnU-Net), extracted safely to a temporary folder, or an "
-                            ".onnx file (with --backend onnxruntime)")
+                            ".onnx file (with --backend onnxruntime or openvino)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: every fold with the checkpoint, fold_all excluded)")
     parser.add_argument("--checkpoint", choices=("final", "best", "latest"), default="final",

@@ -382,8 +382,9 @@ def _dims(value_info: Any) -> list[int | str]:
 
 
 def load_onnx_model(path: str | os.PathLike[str], *, threads: int | None = None,
-                    device: str | torch.device = "cpu") -> LoadedModel:
-    """Read an ONNX file written by :func:`export_onnx`: validated settings plus one ONNX Runtime session."""
+                    device: str | torch.device = "cpu", runtime: str = "onnxruntime") -> LoadedModel:
+    """Read an ONNX file written by :func:`export_onnx`: validated settings plus one ONNX Runtime session
+    (``runtime="openvino"``: one OpenVINO compiled model)."""
     import onnx
 
     from autounet.errors import AutounetError
@@ -441,7 +442,10 @@ def load_onnx_model(path: str | os.PathLike[str], *, threads: int | None = None,
         raise CheckpointError(msg)
     width = _first_conv_width(proto)
     del proto
-    model.networks = [OrtNetwork(path, threads=threads, providers=ort_providers(device),  # type: ignore[list-item]
-                                 first_stage_width=width)]
+    if runtime == "openvino":
+        model.networks = [OpenVinoNetwork(path, threads=threads, first_stage_width=width)]  # type: ignore[list-item]
+    else:
+        model.networks = [OrtNetwork(path, threads=threads, providers=ort_providers(device),  # type: ignore[list-item]
+                                     first_stage_width=width)]
     log.info("Loaded ONNX model %s (%s, folds %s)", path.name, config.name, ", ".join(model.folds))
     return model

@@ -38,6 +38,7 @@ from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_win
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
 from autounet.io.geometry import as_spacing
 from autounet.names import check_file_ending, check_name
+from autounet.networks.precision import autocast_dtype
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import PredictArgs, save_predict_args
 from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
@@ -128,13 +129,15 @@ class Predictor:
 
         engine = get_backend(backend)
         dev = engine.buffer_device(device)
+        autocast_dtype(precision, dev)  # an unavailable precision fails here, before any case is read
         if str(model_dir).endswith(".onnx"):
-            if engine.name != "onnxruntime":
-                msg = f"{model_dir} is an ONNX model: predict it with --backend onnxruntime."
+            if engine.name not in ("onnxruntime", "openvino"):
+                msg = f"{model_dir} is an ONNX model: predict it with --backend onnxruntime or openvino."
                 raise UsageError(msg)
             from autounet.inference.onnx import load_onnx_model
 
-            model = load_onnx_model(model_dir, threads=threads or torch.get_num_threads(), device=device)
+            model = load_onnx_model(model_dir, threads=threads or torch.get_num_threads(), device=device,
+                                    runtime=engine.name)
         else:
             model = load_model(model_dir, folds=folds, checkpoint=checkpoint, device=dev)
         engine.prepare(model, device=device, threads=threads or torch.get_num_threads())

@@ -81,9 +81,9 @@ def test_export_selected_fold_and_checkpoint(make_model, tmp_path):
         export_onnx(model_dir, tmp_path / "x.onnx", folds=[3])
 
 
-def test_onnx_file_needs_the_onnxruntime_backend(make_model, tmp_path):
+def test_onnx_file_needs_an_onnx_backend(make_model, tmp_path):
     path = export_onnx(make_model(), tmp_path / "m.onnx", verify=False)
-    with pytest.raises(UsageError, match="--backend onnxruntime"):
+    with pytest.raises(UsageError, match="--backend onnxruntime or openvino"):
         Predictor.from_model_dir(path)
 
 
@@ -185,6 +185,22 @@ def test_openvino_backend_reproduces_torch(make_model, rng):
     a = Predictor.from_model_dir(model_dir, device="cpu").predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
     pred = Predictor.from_model_dir(model_dir, device="cpu", backend="openvino", threads=1)
     assert all(isinstance(n, OpenVinoNetwork) for n in pred.model.networks)
+    b = pred.predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
+    seg, prob = _agree(a, b)
+    assert seg >= 0.9999 and prob <= 1e-3
+
+
+def test_exported_file_runs_on_openvino(make_model, rng, tmp_path):
+    pytest.importorskip("openvino")
+    from autounet.inference.onnx import OpenVinoNetwork
+
+    model_dir = make_model(folds=(0, 1))
+    path = export_onnx(model_dir, tmp_path / "m.onnx")
+    img = _image(rng)
+    a = Predictor.from_model_dir(model_dir, device="cpu").predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
+    pred = Predictor.from_model_dir(path, backend="openvino", threads=1)
+    assert all(isinstance(n, OpenVinoNetwork) for n in pred.model.networks)
+    assert pred.model.folds == ("0", "1")
     b = pred.predict(img, (1.0, 1.0, 1.0), return_probabilities=True)
     seg, prob = _agree(a, b)
     assert seg >= 0.9999 and prob <= 1e-3
