@@ -170,6 +170,6 @@ def test_checkpoint_errors_and_resume_order(tmp_path: Path) -> None:
         ckpt.load_checkpoint(tmp_path / "bad.pth")
     assert ckpt.find_resume_checkpoint(tmp_path) is None
     for name in (ckpt.BEST, ckpt.LATEST):
-        ckpt.save_checkpoint(tmp_path / name, {"current_epoch": 1})
+        ckpt.save_checkpoint(tmp_path / name, {"network_weights": {"w": torch.zeros(1)}, "current_epoch": 1})
     assert ckpt.find_resume_checkpoint(tmp_path).name == ckpt.LATEST
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
