@@ -18,6 +18,7 @@ from autounet.schemas.dataset import dataset_json_schema
 from autounet.schemas.fingerprint import fingerprint_json_schema
 from autounet.schemas.plans import plans_json_schema
 from autounet.schemas.results import results_json_schemas
+from autounet.schemas.training import training_config_json_schema
 from autounet.schemas.training_log import training_log_json_schema
 
 
@@ -29,6 +30,7 @@ def public_schemas() -> dict[str, dict[str, Any]]:
         "dataset.schema.json": dataset_json_schema,
         "dataset_fingerprint.schema.json": fingerprint_json_schema,
         "plans.schema.json": plans_json_schema,
+        "training_config.schema.json": training_config_json_schema,
         "training_log_line.schema.json": training_log_json_schema,
     }
     out = {name: make() for name, make in makers.items()}
