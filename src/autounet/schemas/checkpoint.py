@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from autounet.errors import SchemaError
-from autounet.schemas._base import header_schema, json_schema, unwrap
+from autounet.schemas._base import Migration, header_schema, json_schema, unwrap
 from autounet.schemas.training import TrainingConfig
 
 SCHEMA = "autounet/checkpoint"
@@ -270,7 +270,7 @@ def checkpoint_record(content: Any, *, where: str) -> CheckpointRecord:
 
 
 #: ``MIGRATIONS[v]`` upgrades a version-``v`` checkpoint dict to ``v + 1`` (none yet: version 1 is current)
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Migration] = {}
 
 
 def _describe(exc: ValidationError) -> str:
