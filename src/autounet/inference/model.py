@@ -13,7 +13,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +24,7 @@ from autounet.labels import LabelSpec
 from autounet.planning.store import read_plans_file
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.schemas.plans import ConfigurationPlan, Plans
-from autounet.training.checkpoint import BEST, FINAL, LATEST, load_checkpoint
+from autounet.training.checkpoint import BEST, FINAL, LATEST, CheckpointRecord, load_checkpoint
 from autounet.workspace import DATASET_JSON, FOLD_DIR_PREFIX, PLANS_JSON, fold_dir_name
 
 log = get_logger(__name__)
@@ -114,10 +113,9 @@ def _folds(model_dir: Path, folds: Sequence[int | str] | int | str | None, check
     return wanted
 
 
-def _configuration_name(content: dict[str, Any], model_dir: Path) -> str:
-    init = content.get("init_args") or {}
-    if isinstance(init, dict) and init.get("configuration"):
-        return str(init["configuration"])
+def _configuration_name(content: CheckpointRecord, model_dir: Path) -> str:
+    if content.configuration:
+        return content.configuration
     parts = model_dir.name.split("__")
     if len(parts) == 3:
         return parts[2]
@@ -125,12 +123,9 @@ def _configuration_name(content: dict[str, Any], model_dir: Path) -> str:
     raise CheckpointError(msg)
 
 
-def _weights(content: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    weights = content.get("network_weights")
-    if not isinstance(weights, dict):
-        msg = f"Checkpoint {path} has no 'network_weights'."
-        raise CheckpointError(msg)
-    return networks.convert_reference_state_dict(weights)  # nnU-Net's names -> ours (ours stay as they are)
+def _weights(content: CheckpointRecord) -> dict[str, torch.Tensor]:
+    """The weights under autounet's names (nnU-Net's are converted; ours stay as they are)."""
+    return networks.convert_reference_state_dict(content.network_weights)
 
 
 def _build_network(model: LoadedModel, weights: dict[str, torch.Tensor], path: Path, *,
@@ -165,15 +160,15 @@ def load_model(model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] 
         contents.append((path, load_checkpoint(path)))
     first = contents[0][1]
     config = plans.configuration(_configuration_name(first, model_dir))
-    mirror = first.get("inference_allowed_mirroring_axes")  # None (or absent): no test-time mirroring
+    mirror = first.inference_allowed_mirroring_axes  # None (or absent): no test-time mirroring
     if mirror is None:
         log.info("%s allows no test-time mirroring (inference_allowed_mirroring_axes is None).", model_dir.name)
     model = LoadedModel(model_dir=model_dir, plans=plans, configuration=config, dataset=dataset, labels=labels,
-                        trainer=str(first.get("trainer_name") or model_dir.name.split("__")[0]),
+                        trainer=first.trainer_name or model_dir.name.split("__")[0],
                         folds=tuple(fold_list), checkpoint=name,
-                        mirror_axes=tuple(int(a) for a in mirror) if mirror is not None else (),
+                        mirror_axes=mirror if mirror is not None else (),
                         networks=[])
-    model.networks = [_build_network(model, _weights(content, path), path, device=device)
+    model.networks = [_build_network(model, _weights(content), path, device=device)
                       for path, content in contents]
     log.info("Loaded %s (%s, folds %s, %s) on %s", model_dir.name, config.name, ", ".join(fold_list), name, device)
     return model

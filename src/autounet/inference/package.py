@@ -45,7 +45,8 @@ from autounet.schemas._base import (
     unwrap,
     wrap,
 )
-from autounet.training.checkpoint import load_checkpoint
+from autounet.schemas.checkpoint import InitArgs
+from autounet.training.checkpoint import CheckpointRecord, load_checkpoint
 from autounet.workspace import (
     DATASET_DIR_PATTERN,
     DATASET_JSON,
@@ -67,7 +68,7 @@ CARD_SCHEMA = "autounet/model-card"
 CARD_VERSION = 1
 #: checkpoint entries a packaged checkpoint keeps (all the reference's predictor reads)
 INFERENCE_KEYS = ("network_weights", "init_args", "trainer_name", "inference_allowed_mirroring_axes",
-                  "current_epoch")
+                  "current_epoch")  # the fields _inference_checkpoint sets
 DEFAULT_MAX_BYTES = 16 * 2**30
 DEFAULT_MAX_MEMBERS = 10_000
 _CHUNK = 2**20
@@ -250,34 +251,23 @@ def _inference_checkpoint(path: Path, network: Any) -> bytes:
     )
 
     content = load_checkpoint(path)
-    weights = content.get("network_weights")
-    if not isinstance(weights, dict):
-        raise CheckpointError(f"Checkpoint {path} has no 'network_weights'.")
-    ours = convert_reference_state_dict(weights)
+    ours = convert_reference_state_dict(content.network_weights)
     try:
         weights = to_reference_state_dict(ours, network)
     except CheckpointError as exc:
         log.warning("%s: weights keep autounet names (nnU-Net cannot load them): %s", path, exc)
         weights = ours
-    init = content.get("init_args") or {}
-    slim: dict[str, Any] = {k: content[k] for k in INFERENCE_KEYS if k in content}
-    slim["network_weights"] = {k: v.detach().cpu() for k, v in weights.items()}
-    slim["init_args"] = {k: _plain(init[k]) for k in ("configuration", "fold") if k in init}
-    if "configuration" not in slim["init_args"]:
-        parts = path.parent.parent.name.split("__")
-        slim["init_args"]["configuration"] = parts[-1]
-    mirror = slim.get("inference_allowed_mirroring_axes")
-    slim["inference_allowed_mirroring_axes"] = None if mirror is None else tuple(int(a) for a in mirror)
-    if "current_epoch" in slim:
-        slim["current_epoch"] = int(slim["current_epoch"])
-    slim["trainer_name"] = str(slim.get("trainer_name") or path.parent.parent.name.split("__")[0])
+    init = content.init_args or InitArgs()
+    configuration = init.configuration or path.parent.parent.name.split("__")[-1]
+    slim = CheckpointRecord(
+        network_weights={k: v.detach().cpu() for k, v in weights.items()},
+        init_args=InitArgs(configuration=configuration, fold=init.fold),
+        trainer_name=content.trainer_name or path.parent.parent.name.split("__")[0],
+        inference_allowed_mirroring_axes=content.inference_allowed_mirroring_axes,
+        current_epoch=content.current_epoch).payload(reference=True)
     buf = io.BytesIO()
     torch.save(slim, buf)
     return buf.getvalue()
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def _foreground_means(path: Path) -> dict[str, float]:

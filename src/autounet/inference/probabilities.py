@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,8 @@ def save_probabilities(output_dir: str | os.PathLike[str], case_id: str, probabi
         raise SchemaError(msg)
     npz, meta = probability_paths(output_dir, case_id)
     with atomic_path(npz) as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **{NPZ_KEY: probs})
+        arrays: dict[str, Any] = {NPZ_KEY: probs}
+        np.savez_compressed(fh, **arrays)
     record = ProbabilityRecord(case=case_id, shape=tuple(probs.shape), geometry=geometry.to_dict(),
                                labels=labels.to_dict(), file_ending=file_ending)
     save_record(meta, record.to_dict(provenance=make_provenance("autounet predict")))

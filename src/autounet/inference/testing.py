@@ -20,9 +20,10 @@ from autounet._atomic import write_json_atomic
 from autounet.labels import LabelSpec
 from autounet.planning.normalization import resampling_components
 from autounet.planning.reference import export_plans
+from autounet.schemas.checkpoint import InitArgs
 from autounet.schemas.dataset import DatasetSpec
 from autounet.schemas.plans import Plans, entries
-from autounet.training.checkpoint import FINAL, save_checkpoint
+from autounet.training.checkpoint import FINAL, CheckpointRecord, save_checkpoint
 from autounet.workspace import (
     DATASET_JSON,
     DEFAULT_PLANS_NAME,
@@ -106,11 +107,11 @@ def write_random_model(results_dataset_dir: str | os.PathLike[str], plans: Plans
                              deep_supervision=True)
         fold_dir = model_dir / fold_dir_name(fold)
         fold_dir.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(fold_dir / checkpoint_name, {
-            "network_weights": networks.to_reference_state_dict(net.state_dict(), config.network)
+        save_checkpoint(fold_dir / checkpoint_name, CheckpointRecord(
+            network_weights=networks.to_reference_state_dict(net.state_dict(), config.network)
             if reference_layout else net.state_dict(),
-            "init_args": {"configuration": configuration, "fold": fold},
-            "trainer_name": trainer,
-            "inference_allowed_mirroring_axes": axes,
-        })
+            init_args=InitArgs(configuration=configuration, fold=fold),
+            trainer_name=trainer,
+            inference_allowed_mirroring_axes=axes,
+        ))
     return model_dir

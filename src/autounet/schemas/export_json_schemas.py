@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from autounet.schemas.case_properties import case_properties_json_schema
+from autounet.schemas.checkpoint import checkpoint_json_schema
 from autounet.schemas.dataset import dataset_json_schema
 from autounet.schemas.fingerprint import fingerprint_json_schema
 from autounet.schemas.plans import plans_json_schema
 from autounet.schemas.results import results_json_schemas
+from autounet.schemas.training import training_config_json_schema
 from autounet.schemas.training_log import training_log_json_schema
 
 
@@ -24,9 +26,11 @@ def public_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, for every public artefact."""
     makers: dict[str, Callable[[], dict[str, Any]]] = {
         "case_properties.schema.json": case_properties_json_schema,
+        "checkpoint.schema.json": checkpoint_json_schema,
         "dataset.schema.json": dataset_json_schema,
         "dataset_fingerprint.schema.json": fingerprint_json_schema,
         "plans.schema.json": plans_json_schema,
+        "training_config.schema.json": training_config_json_schema,
         "training_log_line.schema.json": training_log_json_schema,
     }
     out = {name: make() for name, make in makers.items()}

@@ -6,6 +6,12 @@ name in the plans -- ``networks.NETWORKS`` -- because inference rebuilds it from
 :class:`RuntimeSettings` holds how this machine runs it: device, loader threads, compile, AMP, seed, progress.
 :class:`TrainingConfig` pairs them; it is saved beside every run (``training_config.json``) and in every checkpoint.
 
+The three are frozen pydantic dataclasses: values are validated by pydantic on construction (types, bounds, the
+device pattern) and a problem is one ``ConfigError`` naming the setting (:func:`_config_errors`). They stay
+dataclasses (``dataclasses.fields``, ``replace``, ``asdict`` work) because the flags and docs are generated from the
+field metadata. ``training_config.json`` is read and written only by :func:`load_training_config` /
+:func:`save_training_config` (and, inside checkpoints, by :meth:`TrainingConfig.from_dict` / ``to_dict``).
+
 Each field carries its help text and CLI flag in its metadata; the ``train`` and ``run`` flags
 (``autounet.cli._settings``), the API keywords (:func:`training_config`) and the table in ``docs/training.md``
 (:func:`settings_markdown`) are generated from these definitions, so a new setting is one field here.
@@ -20,14 +26,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import typing
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import field, fields
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
 from autounet.errors import ConfigError, SchemaError
-from autounet.schemas._base import read_json, save_record, unwrap, wrap
+from autounet.schemas._base import header_schema, json_schema, read_json, save_record, unwrap, wrap
 
 SCHEMA = "autounet/training_config"
 SCHEMA_VERSION = 2
@@ -55,15 +66,66 @@ def check_device(name: str, *, where: str = "device") -> str:
     return name
 
 
-@dataclass(frozen=True)
+def _device(name: str) -> str:
+    if not DEVICE_PATTERN.match(name):
+        raise ValueError("must be auto, cpu, mps, cuda or cuda:N")
+    return name
+
+
+#: validation of the settings records: unknown keywords are errors, defaults are trusted
+SETTINGS_CONFIG = ConfigDict(extra="forbid")
+AtLeast1 = Annotated[int, Field(ge=1)]
+AtLeast0 = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Decay = Annotated[float, Field(ge=0.0, lt=1.0)]
+Device = Annotated[str, AfterValidator(_device)]
+C = TypeVar("C")
+#: pydantic's bound errors as the settings' messages
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+_BOUND_KEYS = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """One ``ConfigError`` line for the first problem pydantic found: the setting's name, the rule, the value."""
+    first = exc.errors(include_url=False)[0]
+    name = ".".join(str(p) for p in first["loc"]) or "settings"
+    kind, value = first["type"], first.get("input")
+    if kind in _BOUNDS:
+        return ConfigError(f"{name} must be {_BOUNDS[kind]} {first['ctx'][_BOUND_KEYS[kind]]}, got {value!r}.")
+    if kind == "unexpected_keyword_argument":
+        return ConfigError(f"Unknown training setting {name!r}.")
+    text = str(first["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        return ConfigError(f"{name} {text}, got {value!r}.")
+    return ConfigError(f"{name}: {text.rstrip('.')} (got {value!r}).")
+
+
+def _config_errors(cls: C) -> C:
+    """Let the constructor of a pydantic dataclass raise ``ConfigError`` (via :func:`config_error`)."""
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise config_error(exc) from None
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@_config_errors
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TrainingRecipe:
     """What is trained (defaults: the reference recipe). Components are registered names plus parameters."""
 
-    epochs: int = setting(1000, flag="--epochs", help="number of epochs")
-    iterations_per_epoch: int = setting(250, flag="--iters-per-epoch", help="training batches per epoch")
-    val_iterations: int = setting(50, flag="--val-iters", help="validation batches per epoch (pseudo-Dice)")
-    batch_size: int | None = setting(None, flag="--batch-size", help="total batch size (default: the plans')")
-    initial_lr: float = setting(1e-2, flag="--lr", help="learning rate of epoch 0")
+    epochs: AtLeast1 = setting(1000, flag="--epochs", help="number of epochs")
+    iterations_per_epoch: AtLeast1 = setting(250, flag="--iters-per-epoch", help="training batches per epoch")
+    val_iterations: AtLeast0 = setting(50, flag="--val-iters", help="validation batches per epoch (pseudo-Dice)")
+    batch_size: AtLeast1 | None = setting(None, flag="--batch-size", help="total batch size (default: the plans')")
+    initial_lr: Positive = setting(1e-2, flag="--lr", help="learning rate of epoch 0")
     optimizer: str = setting("sgd", flag="--optimizer", metavar="NAME",
                              help="optimiser (registered: sgd = SGD Nesterov, adamw)")
     optimizer_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
@@ -78,13 +140,13 @@ class TrainingRecipe:
     loss_params: dict[str, Any] = field(default_factory=dict, metadata=meta(
         flag="--loss-param", metavar="KEY=VALUE",
         help="loss parameter, repeatable (dice_ce: weight_ce 1, weight_dice 1, smooth 1e-5)"))
-    grad_clip: float = setting(12.0, flag="--grad-clip", help="global L2 gradient-norm clip")
-    oversample_foreground: float = setting(0.33, flag="--oversample",
+    grad_clip: Positive = setting(12.0, flag="--grad-clip", help="global L2 gradient-norm clip")
+    oversample_foreground: Share = setting(0.33, flag="--oversample",
                                            help="share of each batch forced to contain foreground")
     probabilistic_oversampling: bool = setting(False, flag="--probabilistic-oversampling",
                                                help="force each sample with that probability instead")
     deep_supervision: bool = setting(True, flag="--no-deep-supervision", help="train without deep supervision")
-    ema_decay: float = setting(0.9, flag="--ema-decay", help="weight of the old value in the EMA pseudo-Dice")
+    ema_decay: Decay = setting(0.9, flag="--ema-decay", help="weight of the old value in the EMA pseudo-Dice")
     augmentation: str = setting("default", flag="--augmentation", metavar="PRESET|FILE",
                                 help="augmentation preset name or JSON file")
     pretrained: str | None = setting(None, flag="--pretrained", metavar="CKPT",
@@ -92,31 +154,17 @@ class TrainingRecipe:
     trainer_name: str = setting("nnUNetTrainer", flag="--trainer", aliases=("--trainer-name",), metavar="NAME",
                                 help="first part of the model folder name")
 
-    def __post_init__(self) -> None:
-        _check_min(self, ("epochs", "iterations_per_epoch"), 1)
-        _check_min(self, ("val_iterations",), 0)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}.")
-        if not 0.0 <= self.oversample_foreground <= 1.0:
-            raise ConfigError(f"oversample_foreground must be in [0, 1], got {self.oversample_foreground}.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
-        if self.initial_lr <= 0 or self.grad_clip <= 0:
-            raise ConfigError("initial_lr and grad_clip must be > 0.")
-        for name in ("optimizer_params", "schedule_params", "loss_params"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"{name} must be a mapping of parameter names to values.")
 
-
-@dataclass(frozen=True)
+@_config_errors
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class RuntimeSettings:
     """How a run executes on this machine; a resumed run takes these from the new invocation."""
 
-    device: str = setting("auto", flag="--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
-    loader_threads: int = setting(2, flag="--loader-threads", metavar="N",
+    device: Device = setting("auto", flag="--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
+    loader_threads: AtLeast0 = setting(2, flag="--loader-threads", metavar="N",
                                   help="patch-reading threads (0: read in the main thread)")
-    prefetch: int = setting(4, flag="--prefetch", metavar="N", help="batches read ahead of the training step")
-    threads: int | None = setting(None, flag="--threads", help="torch CPU threads (default: torch's)")
+    prefetch: AtLeast1 = setting(4, flag="--prefetch", metavar="N", help="batches read ahead of the training step")
+    threads: AtLeast1 | None = setting(None, flag="--threads", help="torch CPU threads (default: torch's)")
     compile: bool = setting(True, flag="--no-compile", help="do not torch.compile the network (only used on CUDA)")
     amp: bool = setting(True, flag="--no-amp",
                         help="no mixed precision (fp16 on CUDA, bf16 on CPUs with native bf16; else always off)")
@@ -124,22 +172,9 @@ class RuntimeSettings:
     seed: int | None = setting(None, flag="--seed", help="base seed (default: random, stored for resume)")
     deterministic: bool = setting(False, flag="--deterministic",
                                   help="deterministic algorithms (bit-identical reruns on CPU)")
-    checkpoint_every: int = setting(1, flag="--checkpoint-every", metavar="N",
+    checkpoint_every: AtLeast0 = setting(1, flag="--checkpoint-every", metavar="N",
                                     help="write checkpoint_latest every N epochs (0: only on interruption)")
     progress: bool = setting(False, help="show progress bars (the global --no-progress turns them off)")
-
-    def __post_init__(self) -> None:
-        _check_min(self, ("prefetch",), 1)
-        _check_min(self, ("loader_threads", "checkpoint_every"), 0)
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}.")
-        check_device(self.device)
-
-
-def _check_min(obj: Any, names: tuple[str, ...], low: int) -> None:
-    for name in names:
-        if int(getattr(obj, name)) < low:
-            raise ConfigError(f"{name} must be >= {low}, got {getattr(obj, name)!r}.")
 
 
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainingRecipe))
@@ -148,7 +183,8 @@ RUNTIME_FIELDS = tuple(f.name for f in fields(RuntimeSettings))
 RENAMED = {"workers": "loader_threads"}
 
 
-@dataclass(frozen=True)
+@_config_errors
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TrainingConfig:
     """A run's recipe and runtime settings (the content of ``training_config.json``)."""
 
@@ -275,6 +311,15 @@ def settings_markdown() -> str:
 def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
     """Read a ``training_config.json``."""
     return TrainingConfig.from_dict(read_json(path, what="Training config"), where=f"training config {os.fspath(path)}")
+
+
+def training_config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``training_config.json`` (each setting described by its help text)."""
+    body = json_schema(TrainingConfig)
+    for group, f in setting_fields():
+        cls = TrainingRecipe if group == "recipe" else RuntimeSettings
+        body["$defs"][cls.__name__]["properties"][f.name]["description"] = f.metadata["help"]
+    return header_schema(body, schema=SCHEMA, version=SCHEMA_VERSION)
 
 
 def save_training_config(path: str | os.PathLike[str], config: TrainingConfig) -> None:

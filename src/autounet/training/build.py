@@ -140,10 +140,9 @@ def _copy_model_dir_files(workspace: Workspace, dataset_name: str, plans: Plans,
                 shutil.copyfile(src, tmp)
 
 
-def _resume_config(given: TrainingConfig, content: dict[str, Any], continue_epochs: int) -> TrainingConfig:
+def _resume_config(given: TrainingConfig, content: ckpt.CheckpointRecord, continue_epochs: int) -> TrainingConfig:
     """The stored run's recipe with this invocation's runtime settings, and extended epochs."""
-    stored = TrainingConfig.from_dict(content["training_config"]).recipe if "training_config" in content else \
-        given.recipe
+    stored = content.training_config.recipe if content.training_config is not None else given.recipe
     cfg = TrainingConfig(stored, given.runtime)
     if continue_epochs:
         cfg = cfg.replace(epochs=cfg.recipe.epochs + continue_epochs)
@@ -208,7 +207,8 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
         raise UsageError("--pretrained only applies to a fresh start, not to --resume.")
     _configure_torch(config.runtime, device)
     given_seed = config.runtime.seed
-    seed = given_seed if given_seed is not None else int(content["seed"]) if content else secrets.randbelow(2**31)
+    seed = given_seed if given_seed is not None else content.seed if content is not None and content.seed is not None \
+        else secrets.randbelow(2**31)
     seed = ddp.broadcast_int(seed, dist_ctx, device)
     if dist_ctx.is_main:
         _copy_model_dir_files(workspace, dataset_name, inputs.plans, model_dir)
@@ -232,7 +232,8 @@ def _train(workspace: Workspace, dataset_name: str, configuration: str, fold: in
             run.val_loader.close()
 
 
-def _resume_content(fold_dir: Path, *, resume: bool, overwrite: bool, device: torch.device) -> dict[str, Any] | None:
+def _resume_content(fold_dir: Path, *, resume: bool, overwrite: bool,
+                    device: torch.device) -> ckpt.CheckpointRecord | None:
     found = ckpt.find_resume_checkpoint(fold_dir) if fold_dir.is_dir() else None
     if resume:
         if found is None:

@@ -1,10 +1,8 @@
 """Checkpoints: atomic ``torch.save`` of everything a run needs to continue bit-identically or to predict.
 
-Keys follow the reference's checkpoint (``network_weights``, ``optimizer_state``, ``grad_scaler_state``,
-``logging``, ``_best_ema``, ``current_epoch``, ``init_args``, ``trainer_name``,
-``inference_allowed_mirroring_axes``) plus ``iteration`` (next training iteration of ``current_epoch``, non-zero
-after an interruption inside an epoch), ``epoch_train_losses`` (the interrupted epoch's losses so far),
-``data_wait``, ``seed``, ``rng_state`` (torch, numpy and Python generators), ``training_config`` and ``schema``.
+The content is the typed :class:`~autounet.schemas.checkpoint.CheckpointRecord` (the reference's keys plus the
+resume state, the training config and a schema header); :func:`save_checkpoint` writes one and
+:func:`load_checkpoint` is the one reader, for autounet's checkpoints and for the reference's (nnU-Net 2.8.1).
 
 Every checkpoint is untrusted (model folders are downloaded and exchanged): :func:`load_checkpoint` reads it with
 ``torch.load(..., weights_only=True)``, which never runs code from the file, and allows only the few non-tensor
@@ -18,6 +16,7 @@ import os
 import pickle
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,13 @@ import numpy as np
 import torch
 
 from autounet._atomic import atomic_path
-from autounet.errors import CheckpointError
+from autounet.errors import CheckpointError, SchemaError
+from autounet.schemas.checkpoint import SCHEMA, SCHEMA_VERSION, CheckpointRecord, RngState, checkpoint_record
 from autounet.workspace import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST
 
-SCHEMA = "autounet/checkpoint"
-SCHEMA_VERSION = 1
+__all__ = ["ALLOWED_GLOBALS", "BEST", "FINAL", "LATEST", "SCHEMA", "SCHEMA_VERSION", "CheckpointRecord",
+           "find_resume_checkpoint", "load_checkpoint", "load_pretrained", "rng_state", "save_checkpoint",
+           "set_rng_state", "strip_module_prefix", "unwrap_model"]
 LATEST = CHECKPOINT_LATEST
 BEST = CHECKPOINT_BEST
 FINAL = CHECKPOINT_FINAL
@@ -40,7 +41,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     while True:
         if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
-        elif hasattr(model, "_orig_mod"):
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
             model = model._orig_mod
         else:
             return model
@@ -97,8 +98,10 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+def set_rng_state(state: RngState | Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (or a checkpoint's :class:`RngState`)."""
+    if isinstance(state, RngState):
+        state = state.as_dict()
     if "torch" in state:
         torch.set_rng_state(state["torch"])
     if "numpy" in state:
@@ -109,9 +112,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (a crash never leaves a truncated file under the final name)."""
-    payload = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **content}
+def save_checkpoint(path: str | os.PathLike[str], record: CheckpointRecord | Mapping[str, Any]) -> None:
+    """Write a checkpoint atomically (a crash never leaves a truncated file under the final name).
+
+    ``record`` is a :class:`CheckpointRecord` or a mapping of its fields (validated first: ``CheckpointError``).
+    """
+    if not isinstance(record, CheckpointRecord):
+        try:
+            record = checkpoint_record({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **record},
+                                       where=f"Checkpoint {os.fspath(path)}")
+        except SchemaError as exc:
+            raise CheckpointError(str(exc)) from None
+    payload = record.payload()
     try:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -122,19 +134,21 @@ def save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> No
             free = shutil.disk_usage(Path(path).parent).free
         except OSError:
             free = -1
-        size = sum(v.numel() * v.element_size() for v in payload.get("network_weights", {}).values()
-                   if isinstance(v, torch.Tensor))
+        size = sum(v.numel() * v.element_size() for v in record.network_weights.values())
         reason = f"no space left on the device ({free} bytes free)" if 0 <= free < max(size, 1 << 20) else \
             (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise CheckpointError(f"Cannot write checkpoint {path}: {reason}. Free space and resume with --resume "
                               "(the previous checkpoint is kept).") from exc
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint without running code from it (weights only, :data:`ALLOWED_GLOBALS` allowed).
+def load_checkpoint(path: str | os.PathLike[str], *,
+                    map_location: str | torch.device = "cpu") -> CheckpointRecord:
+    """Read a checkpoint (autounet's or the reference's) without running code from it, as a typed record.
 
-    A missing or unreadable file, a file that needs a type outside the allow-list, or one that is not a dict
-    raises ``CheckpointError`` naming the file (and the refused type).
+    The file is read weights-only (:data:`ALLOWED_GLOBALS` allowed) and validated into a
+    :class:`CheckpointRecord`. A missing or unreadable file, a file that needs a type outside the allow-list, one
+    that is not a dict or a malformed field raises one ``CheckpointError`` line naming the file (and the refused
+    type or the bad field).
     """
     path = Path(path)
     if not path.is_file():
@@ -151,10 +165,10 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
                               "source you trust, or re-save only its tensors.") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
         raise CheckpointError(f"Cannot read checkpoint {path}: {_reason(exc)}") from exc
-    if not isinstance(content, dict):
-        raise CheckpointError(f"Checkpoint {path} holds a {type(content).__name__}, not a dict of weights and "
-                              "settings.")
-    return content
+    try:
+        return checkpoint_record(content, where=f"Checkpoint {path}")
+    except SchemaError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def find_resume_checkpoint(fold_dir: Path) -> Path | None:
@@ -185,7 +199,7 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike[str]) -> lis
     ckpt = load_checkpoint(path)
     from autounet.networks.reference_compat import convert_reference_state_dict
 
-    source = convert_reference_state_dict(ckpt.get("network_weights", ckpt))  # ours or nnU-Net's names
+    source = convert_reference_state_dict(ckpt.network_weights)  # ours or nnU-Net's names
     target = unwrap_model(model).state_dict()
     problems = []
     for key, value in target.items():

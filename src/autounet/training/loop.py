@@ -227,13 +227,13 @@ def portable_weights(state: dict[str, torch.Tensor], spec: Any) -> dict[str, tor
         return state
 
 
-def _checkpoint_content(run: Run, state: _State, *, epoch: int, iteration: int) -> dict[str, Any]:
-    return {
+def _checkpoint_content(run: Run, state: _State, *, epoch: int, iteration: int) -> ckpt.CheckpointRecord:
+    return ckpt.CheckpointRecord.model_validate({
         "network_weights": portable_weights(ckpt.unwrap_model(run.module).state_dict(), run.network_spec),
         "optimizer_state": run.optimizer.state_dict(),
         "grad_scaler_state": run.scaler.state_dict() if run.scaler is not None else None,
         "logging": state.log.state_dict(),
-        "_best_ema": state.best_ema,
+        "best_ema": state.best_ema,
         "current_epoch": epoch,
         "iteration": iteration,
         "epoch_train_losses": list(state.epoch_losses) if iteration else [],
@@ -241,9 +241,9 @@ def _checkpoint_content(run: Run, state: _State, *, epoch: int, iteration: int) 
         "epoch_wait": state.epoch_wait if iteration else 0.0,
         "seed": run.seed,
         "rng_state": ckpt.rng_state(),
-        "training_config": run.config.to_dict(),
+        "training_config": run.config,
         **run.checkpoint_extra,
-    }
+    })
 
 
 def _save(run: Run, state: _State, name: str, *, epoch: int, iteration: int = 0) -> None:
@@ -251,20 +251,22 @@ def _save(run: Run, state: _State, name: str, *, epoch: int, iteration: int = 0)
         ckpt.save_checkpoint(run.fold_dir / name, _checkpoint_content(run, state, epoch=epoch, iteration=iteration))
 
 
-def restore(run: Run, content: dict[str, Any]) -> _State:
+def restore(run: Run, content: ckpt.CheckpointRecord) -> _State:
     """Load a checkpoint's weights, optimiser, scaler, log, EMA, counters and RNG states into ``run``."""
-    ckpt.unwrap_model(run.module).load_state_dict(convert_reference_state_dict(content["network_weights"]))
-    run.optimizer.load_state_dict(content["optimizer_state"])
-    if run.scaler is not None and content.get("grad_scaler_state") is not None:
-        run.scaler.load_state_dict(content["grad_scaler_state"])
-    if content.get("rng_state"):
-        ckpt.set_rng_state(content["rng_state"])
-    iteration = int(content.get("iteration", 0))
-    return _State(epoch=int(content["current_epoch"]), iteration=iteration,
-                  epoch_losses=list(content.get("epoch_train_losses") or []),
-                  epoch_start=content.get("epoch_start"), epoch_wait=float(content.get("epoch_wait") or 0.0),
-                  best_ema=content.get("_best_ema"),
-                  log=TrainingLog.from_state_dict(content.get("logging") or {}))
+    if content.current_epoch is None or content.optimizer_state is None:
+        raise CheckpointError("The checkpoint holds no training state (current_epoch, optimizer_state): it is an "
+                              "inference-only checkpoint and cannot be resumed.")
+    ckpt.unwrap_model(run.module).load_state_dict(convert_reference_state_dict(content.network_weights))
+    run.optimizer.load_state_dict(content.optimizer_state.as_dict())
+    if run.scaler is not None and content.grad_scaler_state is not None:
+        run.scaler.load_state_dict(content.grad_scaler_state)
+    if content.rng_state is not None:
+        ckpt.set_rng_state(content.rng_state)
+    return _State(epoch=content.current_epoch, iteration=content.iteration,
+                  epoch_losses=list(content.epoch_train_losses),
+                  epoch_start=content.epoch_start, epoch_wait=content.epoch_wait,
+                  best_ema=content.best_ema,
+                  log=TrainingLog.from_state_dict(content.logging.as_dict() if content.logging is not None else {}))
 
 
 # ---- the loop ----------------------------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ def _end_epoch(run: Run, state: _State, *, val_loss: float, dice: list[float], l
         _save(run, state, ckpt.LATEST, epoch=next_epoch)
 
 
-def fit(run: Run, *, resume_from: dict[str, Any] | None = None, handle_interrupts: bool = True) -> Path:
+def fit(run: Run, *, resume_from: ckpt.CheckpointRecord | None = None, handle_interrupts: bool = True) -> Path:
     """Train ``run`` to ``config.epochs``; writes checkpoints and logs into ``run.fold_dir`` (rank 0).
 
     ``resume_from`` is a loaded checkpoint to continue from. Ctrl-C / SIGTERM save ``checkpoint_latest.pth`` at

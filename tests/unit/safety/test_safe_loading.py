@@ -83,11 +83,12 @@ def test_own_checkpoint_with_numpy_state_round_trips(tmp_path: Path) -> None:
     np.random.seed(3)
     content = {"network_weights": {"w": torch.arange(3.0)}, "rng_state": ckpt.rng_state(),
                "_best_ema": np.float64(0.5), "logging": {"values": {"dice": [np.float32(0.25), 0.5]}},
-               "axes": (0, 1), "device": torch.device("cpu")}
+               "inference_allowed_mirroring_axes": (0, 1), "init_args": {"device": torch.device("cpu")}}
     ckpt.save_checkpoint(tmp_path / "c.pth", content)
     back = ckpt.load_checkpoint(tmp_path / "c.pth")
-    assert back["_best_ema"] == 0.5 and back["logging"]["values"]["dice"][0] == np.float32(0.25)
-    assert np.array_equal(back["rng_state"]["numpy"][1], content["rng_state"]["numpy"][1])
+    assert back.best_ema == 0.5 and back.logging.values["dice"][0] == np.float32(0.25)
+    assert np.array_equal(back.rng_state.numpy[1], content["rng_state"]["numpy"][1])
+    assert back.inference_allowed_mirroring_axes == (0, 1) and back.init_args.device == "cpu"
 
 
 def test_object_arrays_are_refused(tmp_path: Path) -> None:
@@ -110,11 +111,11 @@ def test_reference_checkpoint_loads() -> None:
     """A checkpoint written by nnU-Net v2.8.1's own trainer (numpy scalars in its log) loads weights-only."""
     path = next(GOLDEN.glob("*/fold_0/checkpoint_final.pth"))
     content = ckpt.load_checkpoint(path)
-    assert content["trainer_name"] == "nnUNetTrainer" and content["current_epoch"] == 1
-    assert content["init_args"]["configuration"] == "2d" and isinstance(content["_best_ema"], np.floating)
-    assert all(bool(torch.isfinite(v).all()) for v in content["network_weights"].values())
-    assert any(".all_modules." in k for k in content["network_weights"])
-    assert "optimizer_state" in content and zipfile.is_zipfile(path)
+    assert content.trainer_name == "nnUNetTrainer" and content.current_epoch == 1
+    assert content.configuration == "2d" and content.best_ema == 0.0  # a numpy float32 in the file
+    assert all(bool(torch.isfinite(v).all()) for v in content.network_weights.values())
+    assert any(".all_modules." in k for k in content.network_weights)
+    assert content.optimizer_state is not None and zipfile.is_zipfile(path)
 
 
 def test_reference_model_predicts_as_the_reference(tmp_path: Path, capsys) -> None:

@@ -130,8 +130,8 @@ def test_guard_extends_a_one_epoch_plan_in_fit(tmp_path: Path, fake_run, monkeyp
     run.augment = fast
     fit(run)
     final = ckpt.load_checkpoint(tmp_path / "fold_0" / ckpt.FINAL)
-    assert final["current_epoch"] == 2 and final["training_config"]["recipe"]["epochs"] == 2
-    assert final["logging"]["values"]["lrs"] == pytest.approx([0.01, 0.01 * 0.5 ** 0.9])
+    assert final.current_epoch == 2 and final.training_config.recipe.epochs == 2
+    assert final.logging.values["lrs"] == pytest.approx([0.01, 0.01 * 0.5 ** 0.9])
 
 
 def test_very_short_budget_uses_shorter_epochs() -> None:
@@ -204,8 +204,8 @@ def test_apply_sets_schedule_and_fit_follows_the_guard(tmp_path: Path, fake_run,
     run.augment = slow
     fit(run)
     final = ckpt.load_checkpoint(tmp_path / "fold_0" / ckpt.FINAL)
-    assert final["current_epoch"] == run.config.recipe.epochs < planned
-    lrs = final["logging"]["values"]["lrs"]
+    assert final.current_epoch == run.config.recipe.epochs < planned
+    lrs = final.logging.values["lrs"]
     assert lrs[-1] < lrs[0] * (2 / planned + 0.5)
 
 

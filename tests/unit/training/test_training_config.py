@@ -57,6 +57,53 @@ def test_budgets_and_overrides() -> None:
         TrainingConfig().replace(epoch=3)
 
 
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: TrainingRecipe(epochs=0), "epochs must be >= 1, got 0."),
+    (lambda: TrainingRecipe(val_iterations=-1), "val_iterations must be >= 0, got -1."),
+    (lambda: TrainingRecipe(batch_size=0), "batch_size must be >= 1, got 0."),
+    (lambda: TrainingRecipe(oversample_foreground=1.5), "oversample_foreground must be <= 1.0, got 1.5."),
+    (lambda: TrainingRecipe(ema_decay=1.0), "ema_decay must be < 1.0, got 1.0."),
+    (lambda: TrainingRecipe(initial_lr=0.0), "initial_lr must be > 0.0, got 0.0."),
+    (lambda: TrainingRecipe(grad_clip=-1.0), "grad_clip must be > 0.0, got -1.0."),
+    (lambda: TrainingRecipe(optimizer_params=[("momentum", 0.9)]), "optimizer_params: Input should be a valid "
+                                                                   "dictionary"),
+    (lambda: TrainingRecipe(epochs="many"), "epochs: Input should be a valid integer"),
+    (lambda: RuntimeSettings(prefetch=0), "prefetch must be >= 1, got 0."),
+    (lambda: RuntimeSettings(threads=0), "threads must be >= 1, got 0."),
+    (lambda: RuntimeSettings(checkpoint_every=-2), "checkpoint_every must be >= 0, got -2."),
+    (lambda: RuntimeSettings(device="gpu"), "device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'."),
+    (lambda: RuntimeSettings(colour=True), "Unknown training setting 'colour'."),
+    (lambda: TrainingConfig().replace(loader_threads=-1), "loader_threads must be >= 0, got -1."),
+    (lambda: training_config("short", ema_decay=2), "ema_decay must be < 1.0, got 2."),
+])
+def test_validation_errors_name_the_setting(make, message: str) -> None:
+    """pydantic validates the settings; every problem is one ConfigError line naming the setting."""
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
+
+
+def test_bad_record_is_a_schema_error_naming_file_and_setting(tmp_path: Path) -> None:
+    data = training_config().to_dict()
+    data["runtime"]["prefetch"] = 0
+    (tmp_path / "c.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"c\.json.*prefetch must be >= 1, got 0"):
+        load_training_config(tmp_path / "c.json")
+
+
+def test_settings_stay_dataclasses_for_flag_generation() -> None:
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(TrainingRecipe)]
+    assert names[:3] == ["epochs", "iterations_per_epoch", "val_iterations"]
+    assert dataclasses.fields(TrainingRecipe)[0].metadata["flag"] == "--epochs"
+    assert dataclasses.replace(TrainingRecipe(), epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        dataclasses.replace(TrainingRecipe(), epochs=0)  # replace validates too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainingRecipe().epochs = 3  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
 def test_device_names(device: str) -> None:
     assert RuntimeSettings(device=device).device == device
@@ -170,6 +217,6 @@ def test_checkpoint_errors_and_resume_order(tmp_path: Path) -> None:
         ckpt.load_checkpoint(tmp_path / "bad.pth")
     assert ckpt.find_resume_checkpoint(tmp_path) is None
     for name in (ckpt.BEST, ckpt.LATEST):
-        ckpt.save_checkpoint(tmp_path / name, {"current_epoch": 1})
+        ckpt.save_checkpoint(tmp_path / name, {"network_weights": {"w": torch.zeros(1)}, "current_epoch": 1})
     assert ckpt.find_resume_checkpoint(tmp_path).name == ckpt.LATEST
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files

@@ -15,7 +15,7 @@ from autounet.training.loop import TrainingInterrupted, fit
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return ckpt.load_checkpoint(path)["network_weights"]
+    return ckpt.load_checkpoint(path).network_weights
 
 
 def test_fit_writes_outputs(tmp_path: Path, fake_run) -> None:
@@ -33,7 +33,7 @@ def test_fit_writes_outputs(tmp_path: Path, fake_run) -> None:
     assert ema[0] == pytest.approx(raw[0]) and ema[1] == pytest.approx(0.9 * ema[0] + 0.1 * raw[1])
     assert [r["lrs"] for r in lines] == pytest.approx([0.01 * (1 - e / 3) ** 0.9 for e in range(3)])
     final = ckpt.load_checkpoint(fold / ckpt.FINAL)
-    assert final["current_epoch"] == 3 and final["trainer_name"] == "fake"
+    assert final.current_epoch == 3 and final.trainer_name == "fake"
     assert list(fold.glob("training_log_*.txt"))
 
 
@@ -42,7 +42,7 @@ def test_latest_interval(tmp_path: Path, fake_run) -> None:
     saved = []
     original = ckpt.save_checkpoint
     try:
-        ckpt.save_checkpoint = lambda p, c: (saved.append((Path(p).name, c["current_epoch"])), original(p, c))
+        ckpt.save_checkpoint = lambda p, c: (saved.append((Path(p).name, c.current_epoch)), original(p, c))
         fit(run)
     finally:
         ckpt.save_checkpoint = original
@@ -67,14 +67,14 @@ def test_ctrl_c_saves_and_resume_is_bit_identical(tmp_path: Path, fake_run, inte
     with pytest.raises(TrainingInterrupted):
         fit(run)
     latest = ckpt.load_checkpoint(tmp_path / "b" / ckpt.LATEST)
-    assert (latest["current_epoch"], latest["iteration"]) == divmod(interrupt_at, 4) or latest["iteration"] == 0
+    assert (latest.current_epoch, latest.iteration) == divmod(interrupt_at, 4) or latest.iteration == 0
     torch.manual_seed(12345)  # disturb global RNG: the resume must not depend on it
     resumed = fake_run(tmp_path / "b", epochs=3)
     fit(resumed, resume_from=latest)
     a, b = _weights(tmp_path / "a" / ckpt.FINAL), _weights(tmp_path / "b" / ckpt.FINAL)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    la = ckpt.load_checkpoint(tmp_path / "a" / ckpt.FINAL)["logging"]["values"]
-    lb = ckpt.load_checkpoint(tmp_path / "b" / ckpt.FINAL)["logging"]["values"]
+    la = ckpt.load_checkpoint(tmp_path / "a" / ckpt.FINAL).logging.values
+    lb = ckpt.load_checkpoint(tmp_path / "b" / ckpt.FINAL).logging.values
     assert la["train_losses"] == lb["train_losses"] and la["mean_fg_dice"] == lb["mean_fg_dice"]
 
 
@@ -85,4 +85,4 @@ def test_resume_from_final_trains_nothing(tmp_path: Path, fake_run) -> None:
     again = fake_run(tmp_path / "f", epochs=1)
     fit(again, resume_from=final)
     assert torch.equal(next(iter(_weights(tmp_path / "f" / ckpt.FINAL).values())),
-                       next(iter(final["network_weights"].values())))
+                       next(iter(final.network_weights.values())))
