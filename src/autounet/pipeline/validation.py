@@ -70,13 +70,15 @@ def is_validated(workspace: Workspace, dataset_name: str, configuration: str, fo
 
 def _validation_sources(raw: RawDataset, cases: list[str]) -> list[Path | CaseInput]:
     """The channel files of ``cases``; the cases themselves (their ids and listed files) when their files do not
-    name them: a ``dataset`` listing, or DICOM series folders (whose predictions are ``.nii.gz`` files)."""
+    name them: a ``dataset`` listing, or DICOM series folders. Predictions of DICOM cases (series folders, ``.dcm``
+    files) are ``.nii.gz`` files, like their references (:func:`autounet.io.segmentation_ending`)."""
     if not raw.explicit and not any(p.is_dir() for c in cases for p in raw.cases[c].images):
         return [path for case in cases for path in raw.cases[case].images]
+    dicom_dataset = segmentation_ending(raw.spec.file_ending) != raw.spec.file_ending
     out: list[Path | CaseInput] = []
     for case in cases:
         images = raw.cases[case].images
-        dicom = images[0].is_dir()
+        dicom = dicom_dataset or images[0].is_dir()
         out.append(CaseInput(case_id=case, images=images, ending=DICOM_ENDING if dicom else raw.spec.file_ending))
     return out
 
