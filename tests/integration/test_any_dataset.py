@@ -1,5 +1,5 @@
-"""Any dataset, any machine: `autounet run` on one-file RGB cases (synthetic and real HC18 ultrasound), and
-time-budgeted runs on real 2D and anisotropic 3D data with a Dice floor.
+"""Any dataset, any machine: `autounet run` on one-file RGB cases (synthetic and real HC18 ultrasound),
+time-budgeted runs on real 2D and anisotropic 3D data with a Dice floor, and DICOM series folders as labels.
 
 The Dice floors were measured once on the shared 2-core machine (under load, see
 ``benchmarks/results/time_budget.md``) and set conservatively below what was measured.
