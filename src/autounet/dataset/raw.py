@@ -73,12 +73,14 @@ class RawDataset:
         return None
 
     def require_files(self) -> None:
-        """Raise ``DatasetError`` naming the case and file when a listed image or label file does not exist."""
+        """Raise ``DatasetError`` naming the case and file when a listed image or label file does not exist (a
+        folder is a DICOM series: the DICOM reader reads it, and says so when it holds none)."""
         for case, files in self.cases.items():
             for path in (*files.images, *((files.label,) if files.label is not None else ())):
-                if not os.path.isfile(path):
-                    msg = (f"case {case}: {path} does not exist or is not a file (listed in {self.dataset_json} or "
-                           "found in imagesTr). Restore it or remove the case; `autounet verify` lists every problem.")
+                if not (os.path.isfile(path) or os.path.isdir(path)):
+                    msg = (f"case {case}: {path} does not exist or is not a file or DICOM series folder (listed in "
+                           f"{self.dataset_json} or found in imagesTr). Restore it or remove the case; "
+                           "`autounet verify` lists every problem.")
                     raise DatasetError(msg)
 
     def reader_name(self) -> str:

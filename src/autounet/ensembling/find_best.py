@@ -27,6 +27,7 @@ from autounet.ensembling.crossval import accumulate_crossval
 from autounet.ensembling.ensemble import ensemble_crossvalidation
 from autounet.errors import DatasetError, PlansError, UsageError
 from autounet.evaluation.folder import DEFAULT_NSD_TOLERANCE_MM, evaluate
+from autounet.io import segmentation_ending
 from autounet.labels import LabelSpec
 from autounet.planning.store import read_plans_file
 from autounet.postprocessing.decide import determine
@@ -153,6 +154,7 @@ def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[st
     spec = load_dataset_spec(model_dirs[models[0]] / DATASET_JSON)
     labels = LabelSpec.from_dataset_spec(spec)
     ref_dir = workspace.gt_segmentations(dataset)
+    ending = segmentation_ending(spec.file_ending)  # predictions of DICOM cases and their references: .nii.gz
     if not ref_dir.is_dir():
         msg = f"Reference segmentations not found: {ref_dir}. Preprocess the dataset first (it copies them there)."
         raise DatasetError(msg)
@@ -162,7 +164,7 @@ def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[st
     candidates: list[Candidate] = []
     for model in models:
         log.info("Merging and evaluating the cross-validation of %s", model.identifier)
-        merged, summary = accumulate_crossval(model_dirs[model], ref_dir, file_ending=spec.file_ending, folds=folds,
+        merged, summary = accumulate_crossval(model_dirs[model], ref_dir, file_ending=ending, folds=folds,
                                               **common)
         candidates.append(Candidate(model.identifier, merged, (model,), summary))
     if allow_ensembling:
@@ -173,12 +175,12 @@ def find_best(workspace: Workspace, dataset: str, *, configurations: Sequence[st
                 log.info("Ensembling %s and %s", a.identifier, b.identifier)
                 ensemble_crossvalidation([model_dirs[a], model_dirs[b]], out, folds=folds, workers=workers,
                                          progress=progress)
-                summary = evaluate(out, ref_dir, file_ending=spec.file_ending, output=out / SUMMARY_JSON, **common)
+                summary = evaluate(out, ref_dir, file_ending=ending, output=out / SUMMARY_JSON, **common)
                 candidates.append(Candidate(name, out, (a, b), summary))
 
     best = _best(candidates)
     log.info("Best: %s (mean foreground Dice %.5f)", best.name, best.score)
-    determine(best.source, ref_dir, file_ending=spec.file_ending, **common)
+    determine(best.source, ref_dir, file_ending=ending, **common)
     post = load_summary(best.source / POSTPROCESSED_DIR / SUMMARY_JSON)
     info = InferenceInformation(
         dataset=dataset, folds=folds, considered_models=tuple(models), ensembling_allowed=allow_ensembling,

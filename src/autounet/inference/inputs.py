@@ -7,7 +7,9 @@ fewer files than channels are accepted when they are ``0000 .. k-1`` and the cha
 the case is read (:func:`check_channels`). A case that cannot be predicted is kept in the list with an ``error``
 (so that it is reported by name at the end while the other cases are predicted). A folder of DICOM files is one
 case (named after the folder); a folder whose sub-folders are DICOM series gives one case per sub-folder. A list of
-plain files without channel suffixes gives one case per file (holding all the model's channels).
+plain files without channel suffixes gives one case per file (holding all the model's channels). A
+:class:`CaseInput` given as a source is taken as it is (a dataset's case with its listed files, e.g. DICOM series
+folders as channels).
 """
 
 from __future__ import annotations
@@ -141,20 +143,21 @@ def _from_files(files: Sequence[Path], num_channels: int) -> list[CaseInput]:
     return cases
 
 
-def discover_cases(sources: Sequence[str | os.PathLike[str]], *, num_channels: int) -> list[CaseInput]:
-    """The cases named by ``sources`` (one folder, several files, or DICOM folders), sorted by case id.
+def discover_cases(sources: Sequence[str | os.PathLike[str] | CaseInput], *, num_channels: int) -> list[CaseInput]:
+    """The cases named by ``sources`` (one folder, several files, DICOM folders, or given cases), sorted by case id.
 
     Raises ``UsageError`` for missing paths, duplicated case ids or inputs that name no case.
     """
-    paths = [Path(s) for s in sources]
-    if not paths:
+    if not sources:
         msg = "No input given."
         raise UsageError(msg)
-    for p in paths:
+    given = [s for s in sources if isinstance(s, CaseInput)]
+    paths = [Path(s) for s in sources if not isinstance(s, CaseInput)]
+    for p in (*paths, *(p for c in given for p in c.images)):
         if not p.exists():
             msg = f"Input not found: {p}"
             raise UsageError(msg)
-    cases: list[CaseInput] = []
+    cases: list[CaseInput] = list(given)
     files = [p for p in paths if p.is_file()]
     for folder in (p for p in paths if p.is_dir()):
         cases.extend(_from_folder(folder, num_channels))

@@ -295,13 +295,14 @@ class Predictor:
                                file_ending=_ending_of(job.output.name))
 
     # ---- folders -------------------------------------------------------------------------------------------------
-    def predict_folder(self, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    def predict_folder(self, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | CaseInput],
                        output_dir: str | os.PathLike[str], *, save_probabilities: bool = False,
                        overwrite: bool = False, part: int = 0, parts: int = 1, output_format: str | None = None,
                        previous_stage_dir: str | os.PathLike[str] | None = None,
                        on_done: Callable[[str], None] | None = None,
                        on_start: Callable[[int], None] | None = None) -> RunReport:
-        """Predict every case of ``source`` (a folder, a list of files or DICOM series folders) into ``output_dir``.
+        """Predict every case of ``source`` (a folder, a list of files or DICOM series folders, or
+        :class:`~autounet.inference.inputs.CaseInput` cases) into ``output_dir``.
 
         Existing outputs are skipped unless ``overwrite``. Cases are sharded ``[part::parts]``. Reading and
         preprocessing of the next case and export of the previous one overlap with the network's work. Failed cases
@@ -398,7 +399,8 @@ class Predictor:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output_dir / DATASET_JSON, self.model.dataset.to_dict())
         write_json_atomic(output_dir / PLANS_JSON, self.model.plans.to_dict())
-        record = PredictArgs(inputs=tuple(str(s) for s in sources), model=self.model_info(),
+        inputs = tuple(str(p) for s in sources for p in (s.images if isinstance(s, CaseInput) else (s,)))
+        record = PredictArgs(inputs=inputs, model=self.model_info(),
                              settings=self.settings(), save_probabilities=save_probabilities)
         save_predict_args(output_dir / PREDICT_ARGS_JSON, record,
                           provenance=make_provenance("autounet.inference.predictor"))

@@ -36,6 +36,7 @@ __all__ = [
     "reader_for",
     "reader_names",
     "resolve_reader_name",
+    "segmentation_ending",
     "write_image",
     "write_segmentation",
 ]
@@ -74,6 +75,18 @@ def file_ending_of(path: PathLike) -> str:
         if name.endswith(ending):
             return ending
     return "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+
+
+#: what DICOM data (series folders, ``.dcm`` files) is segmented into: predictions of DICOM series are written in
+#: it, and a DICOM dataset's ground truth is stored in it (``preprocessed/<ds>/gt_segmentations``)
+DICOM_SEGMENTATION_ENDING = ".nii.gz"
+_DICOM_DATASET_ENDINGS = (".dcm", ".dicom", ".ima")
+
+
+def segmentation_ending(file_ending: str) -> str:
+    """The ending of the reference and predicted segmentations of a dataset whose files end in ``file_ending``: the
+    dataset's own, except for DICOM (``.dcm`` files or series folders), whose label maps are ``.nii.gz`` files."""
+    return DICOM_SEGMENTATION_ENDING if file_ending.lower() in ("", *_DICOM_DATASET_ENDINGS) else file_ending
 
 
 def _candidates(file_ending: str) -> list[str]:

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autounet._log import get_logger
-from autounet.dataset import open_raw_dataset
+from autounet.dataset import RawDataset, open_raw_dataset
 from autounet.errors import AutounetError
 from autounet.evaluation import EvaluationSummary, evaluate
 from autounet.inference import Predictor
+from autounet.inference.inputs import DICOM_ENDING, CaseInput
+from autounet.io import segmentation_ending
 from autounet.labels import LabelSpec
 from autounet.training import fold_cases
 from autounet.workspace import (
@@ -66,6 +68,21 @@ def is_validated(workspace: Workspace, dataset_name: str, configuration: str, fo
     return (folder / SUMMARY_JSON).is_file()
 
 
+def _validation_sources(raw: RawDataset, cases: list[str]) -> list[Path | CaseInput]:
+    """The channel files of ``cases``; the cases themselves (their ids and listed files) when their files do not
+    name them: a ``dataset`` listing, or DICOM series folders. Predictions of DICOM cases (series folders, ``.dcm``
+    files) are ``.nii.gz`` files, like their references (:func:`autounet.io.segmentation_ending`)."""
+    if not raw.explicit and not any(p.is_dir() for c in cases for p in raw.cases[c].images):
+        return [path for case in cases for path in raw.cases[case].images]
+    dicom_dataset = segmentation_ending(raw.spec.file_ending) != raw.spec.file_ending
+    out: list[Path | CaseInput] = []
+    for case in cases:
+        images = raw.cases[case].images
+        dicom = dicom_dataset or images[0].is_dir()
+        out.append(CaseInput(case_id=case, images=images, ending=DICOM_ENDING if dicom else raw.spec.file_ending))
+    return out
+
+
 def validate_fold(workspace: Workspace, dataset_name: str, configuration: str, fold: int | str, *,
                   plans_name: str = DEFAULT_PLANS_NAME, trainer: str = DEFAULT_TRAINER,
                   options: ValidationOptions | None = None) -> EvaluationSummary:
@@ -85,7 +102,7 @@ def validate_fold(workspace: Workspace, dataset_name: str, configuration: str, f
     predictor = Predictor.from_model_dir(model_dir, folds=[fold], checkpoint=options.checkpoint,
                                          device=options.device, use_mirroring=options.use_mirroring)
     out = model_dir / fold_dir_name(fold) / VALIDATION_DIR
-    sources = [path for case in val_cases for path in raw.cases[case].images]
+    sources = _validation_sources(raw, val_cases)
     log.info("Validating %s fold %s on %d cases.", configuration, fold, len(val_cases))
     report = predictor.predict_folder(sources, out, save_probabilities=options.save_probabilities,
                                       overwrite=options.overwrite)
@@ -94,5 +111,6 @@ def validate_fold(workspace: Workspace, dataset_name: str, configuration: str, f
         msg = f"Validation of {configuration} fold {fold} failed for {len(report.failed)} case(s): {details}"
         raise AutounetError(msg)
     labels = LabelSpec.from_dataset_spec(raw.spec)
-    return evaluate(out, workspace.gt_segmentations(dataset_name), labels=labels, file_ending=raw.spec.file_ending,
+    return evaluate(out, workspace.gt_segmentations(dataset_name), labels=labels,
+                    file_ending=segmentation_ending(raw.spec.file_ending),
                     workers=options.workers, progress=options.progress, output=out / SUMMARY_JSON)

@@ -247,17 +247,51 @@ def _remove_case(folder: Path, case: str) -> None:
 
 
 def copy_ground_truth(cases: Iterable[tuple[str, Path]], target_folder: Path, file_ending: str) -> int:
-    """Copy label files to ``target_folder/<case><ending>`` when missing or older than the source."""
+    """Copy label files to ``target_folder/<case><ending>`` when missing or older than the source.
+
+    ``ending`` is :func:`autounet.io.segmentation_ending` of the dataset's ``file_ending``: DICOM labels (series
+    folders, ``.dcm`` SEG files) are converted to ``.nii.gz`` label maps, which evaluation reads next to the
+    ``.nii.gz`` predictions of DICOM cases; other label files are copied unchanged.
+
+    Raises:
+        DatasetError: a label cannot be read or converted (naming the case and the file).
+    """
+    from autounet.io import segmentation_ending
+
+    ending = segmentation_ending(file_ending)
     copied = 0
     target_folder.mkdir(parents=True, exist_ok=True)
     for case, source in cases:
-        target = target_folder / f"{case}{file_ending}"
-        if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        target = target_folder / f"{case}{ending}"
+        if target.is_file() and target.stat().st_mtime >= _modified(source):
             continue
-        with atomic_path(target) as tmp:
-            shutil.copy2(source, tmp)
+        if source.is_dir() or ending != file_ending:
+            _convert_label(case, source, target)
+        else:
+            with atomic_path(target) as tmp:
+                shutil.copy2(source, tmp)
         copied += 1
     return copied
+
+
+def _modified(path: Path) -> float:
+    """Modification time of a file, or the latest of a folder and the files in it (a DICOM series)."""
+    if not path.is_dir():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir() if p.is_file())])
+
+
+def _convert_label(case: str, source: Path, target: Path) -> None:
+    """Write the label map of ``source`` (a DICOM series folder or a file another reader reads) to ``target``."""
+    from autounet.errors import AutounetError
+    from autounet.io import read_segmentation, write_segmentation
+
+    try:
+        seg, geometry = read_segmentation(source)
+        write_segmentation(seg, target, geometry)
+    except AutounetError as exc:
+        msg = f"case {case}: cannot store the ground truth {source} as {target.name}: {exc}"
+        raise DatasetError(msg) from exc
 
 
 def _unique_configurations(plans: Plans, configurations: Sequence[str]) -> list[str]:

@@ -24,6 +24,7 @@ from autounet._log import get_logger
 from autounet.ensembling.crossval import fold_of_cases
 from autounet.errors import DatasetError
 from autounet.evaluation.folder import read_label_map
+from autounet.io import segmentation_ending
 from autounet.report import figures
 from autounet.report.stats import (
     FOREGROUND,
@@ -238,7 +239,7 @@ def render(workspace: Workspace, dataset: str, info: InferenceInformation, *, n_
     """The report's HTML text."""
     spec_file = Path(info.source_folder) / DATASET_JSON
     spec = load_dataset_spec(spec_file) if spec_file.is_file() else None
-    ending = spec.file_ending if spec is not None else ".nii.gz"
+    ending = segmentation_ending(spec.file_ending) if spec is not None else ".nii.gz"
     names = _label_names(spec.labels) if spec is not None else {}
     entries = _entries(workspace, dataset, info, ending)
     tol = f"{info.nsd_tolerance_mm:g} mm" if info.nsd_tolerance_mm is not None else "n/a"

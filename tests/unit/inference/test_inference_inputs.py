@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autounet.errors import UsageError
-from autounet.inference.inputs import check_channels, discover_cases, shard
+from autounet.inference.inputs import DICOM_ENDING, CaseInput, check_channels, discover_cases, shard
 from autounet.inference.runner import Stages, run_cases
 
 
@@ -71,6 +71,20 @@ def test_dicom_folders(tmp_path):
     _touch(tmp_path / "patient2", "slice1.dcm")
     cases = discover_cases([tmp_path], num_channels=1)
     assert [c.case_id for c in cases] == ["patient1", "patient2"]
+
+
+def test_given_cases_keep_their_ids_and_files(tmp_path):
+    """A dataset's cases (e.g. DICOM series folders as channels) are predicted under their own ids."""
+    t1 = _touch(tmp_path / "c1" / "T1", "IM1.dcm")[0].parent
+    flair = _touch(tmp_path / "c1" / "FLAIR", "IM1.dcm")[0].parent
+    given = CaseInput(case_id="patient1", images=(t1, flair), ending=DICOM_ENDING)
+    plain = _touch(tmp_path, "other_0000.nii.gz", "other_0001.nii.gz")
+    cases = discover_cases([*plain, given], num_channels=2)
+    assert [(c.case_id, c.images) for c in cases] == [("other", tuple(plain)), ("patient1", (t1, flair))]
+    with pytest.raises(UsageError, match="not found"):
+        discover_cases([CaseInput("gone", (tmp_path / "gone",), "")], num_channels=1)
+    with pytest.raises(UsageError, match="twice"):
+        discover_cases([given, given], num_channels=2)
 
 
 def test_dicom_detected_by_magic_bytes(tmp_path):

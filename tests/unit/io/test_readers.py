@@ -17,6 +17,7 @@ from autounet.io import (
     read_segmentation,
     reader_for,
     resolve_reader_name,
+    segmentation_ending,
     write_segmentation,
 )
 
@@ -41,6 +42,11 @@ def test_reader_for_tif_probes_the_example(tmp_path: Path) -> None:
 
 def test_reader_for_a_folder_is_dicom_series(tmp_path: Path) -> None:
     assert reader_for("", example=tmp_path) == "dicom_series"
+
+
+def test_segmentations_of_dicom_datasets_are_nifti() -> None:
+    assert [segmentation_ending(e) for e in (".dcm", ".DCM", "", ".nii.gz", ".png", ".mha")] == [
+        ".nii.gz", ".nii.gz", ".nii.gz", ".nii.gz", ".png", ".mha"]
 
 
 def test_unknown_ending_lists_supported_endings() -> None:
