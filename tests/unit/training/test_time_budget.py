@@ -219,7 +219,7 @@ def test_apply_rejects_a_budget_too_small(tmp_path: Path, fake_run, monkeypatch)
 
 def test_resolve_config() -> None:
     cfg, seconds = tb.resolve_config("reference", "40m", 3, {"device": "cpu"})
-    assert seconds == 2400 and cfg.recipe.batch_size == 2 and cfg.runtime.channels_last
+    assert seconds == 2400 and cfg.recipe.batch_size == 2 and not cfg.runtime.channels_last
     assert cfg.recipe.epochs == 1000
     cfg, seconds = tb.resolve_config("short", None, 2, {"device": "cpu"})
     assert seconds == tb.SHORT_BUDGET_SECONDS and cfg.recipe.batch_size == 8

@@ -39,7 +39,7 @@ def test_short_budget_is_sized_by_dimensionality() -> None:
             two.recipe.val_iterations) == (16, 50, 8, 10)
     assert (three.recipe.epochs, three.recipe.iterations_per_epoch, three.recipe.batch_size,
             three.recipe.val_iterations) == (5, 12, 2, 2)
-    assert two.runtime.channels_last and three.runtime.channels_last
+    assert not two.runtime.channels_last and not three.runtime.channels_last  # contiguous: fastest with bf16 on a CPU
     assert three.recipe.initial_lr == two.recipe.initial_lr == 1e-2
 
 
