@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _settings.add_training_flags(parser)
 
 
-def job_from_args(args: argparse.Namespace, workspace: Any) -> tuple[Any, Any]:
-    """The :class:`~autounet.pipeline.training.TrainingJob` and runtime settings these flags ask for."""
+def job_from_args(args: argparse.Namespace, workspace: Any, *, progress: bool) -> tuple[Any, Any]:
+    """The :class:`~autounet.pipeline.training.TrainingJob` and runtime settings these flags ask for (``progress``:
+    bars, only on a terminal; otherwise the log gets a line at least every 30 s)."""
     from autounet.pipeline import TrainingJob, ValidationOptions
     from autounet.pipeline.training import parse_fold
     from autounet.planning.store import read_plans_file
@@ -51,7 +52,7 @@ def job_from_args(args: argparse.Namespace, workspace: Any) -> tuple[Any, Any]:
 
     dataset = workspace.find_dataset(args.dataset)
     plans = read_plans_file(workspace.plans_file(dataset, args.plans))
-    settings = {"progress": args.progress and not args.quiet, **_settings.training_settings(args)}
+    settings = {"progress": progress, **_settings.training_settings(args)}
     config, seconds = resolve_config(args.budget, args.time_budget, plans.configuration(args.configuration).ndim,
                                      settings)
     validation = ValidationOptions(checkpoint=args.val_checkpoint, save_probabilities=args.save_probabilities,
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
     from autounet.pipeline import run_training
 
-    job, runtime = job_from_args(args, ctx.workspace())
+    job, runtime = job_from_args(args, ctx.workspace(), progress=ctx.progress)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
     main_process = int(os.environ.get("RANK", "0")) == 0
     result = run_training(job, runtime=runtime, distributed=distributed, main_process=main_process)

@@ -63,6 +63,19 @@ def test_cli_train_trains_and_validates(planned: Workspace, capsys: pytest.Captu
     assert (config.recipe.trainer_name, config.recipe.optimizer, config.runtime.seed) == ("CliTrainer", "sgd", 1)
 
 
+def test_cli_train_off_a_terminal_logs_lines_instead_of_bars(planned: Workspace,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # output to a file or pipe (pytest's capture is not a terminal): no progress bars, the epoch line is logged
+    code = main(["train", "990", "2d", "0", "--workspace", str(planned.raw.parent), *TINY_FLAGS,
+                 "--trainer", "LogTrainer", "--no-val"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "it/s" not in captured.err and "\r" not in captured.err
+    assert "epoch 0/0: train_loss" in captured.err
+    config = load_training_config(_fold_dir(planned, 0, "LogTrainer") / "training_config.json")
+    assert config.runtime.progress is False
+
+
 def test_api_train_uses_the_same_entry_point(planned: Workspace) -> None:
     result = autounet.train(990, "2d", 1, budget="short", workspace=planned, optimizer="adamw", initial_lr=1e-3,
                             optimizer_params={"weight_decay": 0.05}, **TINY)
