@@ -114,12 +114,12 @@ def test_time_budget_run_on_hc18_rgb(shared_datasets: Path, tmp_path: Path,
 #: 6.5 mm) and a crop around the tumour (16 slices of 48 x 48 voxels: 104 x 99 x 99 mm)
 BRAIN_IN_PLANE_FACTOR = 3
 BRAIN_WINDOW = (16, 48, 48)
-#: measured 2026-12-02 on the shared 2-core machine, under nice -n 19 (load 4.5 -> 5.0): validation Dice 0.0000
-#: (6m budget: plan patch 16x48x48, batch 2; the probe measured 10.4 s per iteration, so 5 -> 8 epochs x 4
-#: iterations, 32 in all; the net predicts background only), 3m39s for the whole test. An earlier try on the
-#: uncropped cases (patch 24x112x96) exited with code 1 after a 4-minute iteration probe. Half of 0 is 0: this floor
-#: only holds completion; a Dice floor above it needs a longer budget or an idle machine to measure.
-BRAIN_DICE_FLOOR = 0.0
+#: measured 2026-12-02 05:50 UTC with the bf16 CPU recipe, beside one other benchmark (load about 3): validation
+#: Dice 0.2906 on PGBM-003 (6m budget, plan patch 16x48x48, batch 2), 5 min 27 s for the whole test. (Before the
+#: recipe, under load 4.5-5.0, the same budget bought 32 iterations and a background-only net: Dice 0.0.) The floor
+#: is about a third of the measurement: one validation case and three training cases vary between runs, and a
+#: background-only model (Dice 0) still fails it.
+BRAIN_DICE_FLOOR = 0.10
 
 
 def _series(study: Path, kind: str) -> Path:
