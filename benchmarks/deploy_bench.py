@@ -65,8 +65,8 @@ def _command(tool: str, model_dir: Path, inputs: Path, out: Path, *, tta: bool, 
                 "-c", "3d_fullres", "-f", "0", "-device", "cpu"] + \
             ([] if tta else ["--disable_tta"])
     backend, _, precision = tool.partition("-")
-    model = ["-m", str(onnx_file)] if onnx_file is not None and backend != "torch" else ["-m", str(model_dir), "-f",
-                                                                                         "0"]
+    from_file = onnx_file is not None and backend != "torch"
+    model = ["-m", str(onnx_file)] if from_file else ["-m", str(model_dir), "-f", "0"]
     return [sys.executable, "-m", "autounet", "predict", "--quiet", *model, "-i", str(inputs), "-o", str(out),
             "--device", "cpu", "--backend", backend, "--threads", str(threads), "--overwrite",
             "--precision", precision or "fp32"] + ([] if tta else ["--no-tta"])

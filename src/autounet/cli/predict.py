@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--tile-batch", type=int, default=None, metavar="N",
                         help="tiles per network call (default: chosen from free memory)")
+    # the names of autounet.networks.precision.PRECISIONS, spelled out: building the parser must not import torch
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="network precision (default auto: bf16 or fp16 on CUDA, fp32 on the CPU); bf16 on a "
                              "CPU with native bf16 (AVX512-BF16, AMX) is about 2x faster, an opt-in")

@@ -80,3 +80,12 @@ def test_training_precision(native_bf16):
     assert training_amp_dtype(True, torch.device("cuda")) is torch.float16  # the reference's AMP, with a scaler
     native_bf16(False)
     assert training_amp_dtype(True, CPU) is None
+
+
+def test_predict_flag_offers_exactly_the_known_precisions():
+    # the CLI spells the choices out (it must not import torch to build its parser); they must stay in step
+    from autounet.cli import build_parser
+
+    predict = build_parser()._subparsers._group_actions[0].choices["predict"]
+    (action,) = [a for a in predict._actions if "--precision" in a.option_strings]
+    assert tuple(action.choices) == precision.PRECISIONS
