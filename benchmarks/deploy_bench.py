@@ -10,20 +10,21 @@ Everything lives under ``--root`` (default ``/tmp/autounet_deploy_bench``):
 3. Whole commands, each a fresh process, on ``--cases`` images: whole-command seconds per case = T / N; steady
    state = seconds per case between the k-th (``--warmup-cases``) and the last output file's completion time
    (outputs are written atomically as each case finishes), so start-up and the first cases do not count.
-   Tools: ``autounet predict --backend torch`` (``torch-bf16``: with ``--precision bf16``), ``--backend onnxruntime``,
-   ``--backend openvino``, and the reference; with and without mirroring; voxel agreement of the segmentations with
-   the torch backend's.
+   Tools: ``autounet predict --backend torch``, ``--backend onnxruntime``, ``--backend openvino`` (``torch-bf16``,
+   ``openvino-bf16``: with ``--precision bf16``), and the reference; with and without mirroring; voxel agreement
+   of the segmentations with the torch backend's. ``--settle-load L`` starts each one on an idle machine.
 4. The network alone on a batch of 8 tiles: eager PyTorch in float32 and in bf16 autocast, ``torch.compile``,
-   ONNX Runtime float32, OpenVINO float32 and (with ``--int8``) the int8-quantized model, in GFLOP/s.
+   ONNX Runtime float32, OpenVINO float32 and bf16 and (with ``--int8``) the int8-quantized model, in GFLOP/s.
 5. ``--trained MODEL_DIR`` (a trained Hippocampus 3d_fullres folder): validation Dice of the float32 model and of
-   the reduced-precision opt-ins (PyTorch bf16; the int8-quantized ONNX export, calibrated on training images), on
+   the reduced-precision opt-ins (PyTorch and OpenVINO bf16; the int8-quantized ONNX export, calibrated on training
+   images), on
    ``--dice-cases`` cases of the fold's validation split (``--splits``, default the folder's or the dataset's).
 
 Results are printed as tables and written to ``benchmarks/results/deploy.md`` (rows are added as they finish). The
 load average (``os.getloadavg``) is recorded beside every figure: the machine is shared.
 
 Usage: ``python benchmarks/deploy_bench.py [--cases 52] [--warmup-cases 5] [--tools torch,torch-bf16,openvino,...]
-[--int8] [--trained DIR --splits splits_final.json]``.
+[--settle-load 1] [--int8] [--trained DIR --splits splits_final.json]``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ def _steady(out: Path, *, skip: int) -> float:
     return (times[-1] - times[skip]) / (len(times) - 1 - skip)
 
 
+def settle(max_load: float | None, *, limit_s: float = 240.0) -> None:
+    """Wait (at most ``limit_s``) until the 1-minute load average is under ``max_load``: every timed command starts
+    on an idle machine, not in the wake of the previous one."""
+    if max_load is None:
+        return
+    start = time.monotonic()
+    while os.getloadavg()[0] >= max_load and time.monotonic() - start < limit_s:
+        time.sleep(5)
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", check=False)
@@ -136,16 +147,17 @@ def network_table(model_dir: Path, tile_flops: float, threads: int, *, int8: Pat
     import torch
 
     from autounet.inference.model import load_model
-    from autounet.inference.onnx import OpenVinoNetwork, OrtNetwork, onnx_bytes
+    from autounet.inference.onnx import onnx_bytes
+    from autounet.inference.onnx_runtime import OpenVinoNetwork, OrtNetwork
 
     torch.set_num_threads(threads)
     model = load_model(model_dir, folds=(0,), device=torch.device("cpu"))
     x = torch.randn(8, model.in_channels, *model.configuration.patch_size)
     rows = []
 
-    def measure(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-        fn(x)
-        best = min(_timeit(lambda: fn(x)) for _ in range(3))
+    def measure(name: str, fn, arg=x) -> None:  # type: ignore[no-untyped-def]
+        fn(arg)
+        best = min(_timeit(lambda: fn(arg)) for _ in range(3))
         rows.append({"runner": name, "s_per_8_tiles": best, "gflops": 8 * tile_flops / best / 1e9, "load": _load()})
         print(f"  {name}: {best:.2f} s per 8 tiles, {8 * tile_flops / best / 1e9:.1f} GFLOP/s (load {_load()})",
               flush=True)
@@ -156,13 +168,18 @@ def network_table(model_dir: Path, tile_flops: float, threads: int, *, int8: Pat
         with torch.autocast("cpu", dtype=torch.bfloat16):
             measure("PyTorch eager bf16 autocast", net)
     (graph,) = onnx_bytes(model)
-    measure("ONNX Runtime float32", OrtNetwork(graph, threads=threads))
+    host = x.numpy()  # the ONNX runtimes take NumPy arrays
+    measure("ONNX Runtime float32", OrtNetwork(graph, threads=threads), host)
     try:
-        measure("OpenVINO float32", OpenVinoNetwork(graph, threads=threads))
+        measure("OpenVINO float32 (static shape)", OpenVinoNetwork(graph, threads=threads), host)
+        from autounet.precision import cpu_flags_have_bf16
+
+        if cpu_flags_have_bf16():
+            measure("OpenVINO bf16 (static shape)", OpenVinoNetwork(graph, threads=threads, precision="bf16"), host)
     except ImportError as exc:
         rows.append({"runner": "OpenVINO float32", "error": f"not installed ({exc})"})
     if int8 is not None and int8.is_file():
-        measure("ONNX Runtime int8 (QDQ)", OrtNetwork(int8, threads=threads))
+        measure("ONNX Runtime int8 (QDQ)", OrtNetwork(int8, threads=threads), host)
     if compile_:
         try:
             compiled = torch.compile(net, dynamic=False)
@@ -186,7 +203,7 @@ def _dice(pred: np.ndarray, ref: np.ndarray, labels: tuple[int, ...]) -> float:
 def precision_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: int, threads: int,
                    splits: Path | None) -> dict[str, object]:
     """Validation Dice of a trained model in float32 and in the reduced-precision opt-ins (PyTorch bf16 autocast,
-    the int8-quantized ONNX export), each against the float32 PyTorch model."""
+    OpenVINO bf16, the int8-quantized ONNX export), each against the float32 PyTorch model."""
     from autounet.inference import Predictor
     from autounet.inference.onnx import calibration_tiles, export_onnx, quantize_int8
     from autounet.io import read_images, read_segmentation
@@ -204,7 +221,9 @@ def precision_dice(trained: Path, root: Path, *, n_cases: int, n_calibration: in
     int8 = quantize_int8(fp32_onnx, root / "trained.int8.onnx", calibration_tiles(fp32_onnx, calib))
     variants = {"torch float32": (trained, "torch", "fp32"), "torch bf16": (trained, "torch", "bf16"),
                 "onnxruntime float32": (fp32_onnx, "onnxruntime", "fp32"),
-                "onnxruntime int8": (int8, "onnxruntime", "fp32")}
+                "onnxruntime int8": (int8, "onnxruntime", "fp32"),
+                "openvino float32": (fp32_onnx, "openvino", "fp32"),
+                "openvino bf16": (fp32_onnx, "openvino", "bf16")}
     dice: dict[str, float] = {}
     for name, (path, backend, precision) in variants.items():
         pred = Predictor.from_model_dir(path, folds=(0,), backend=backend, threads=threads, precision=precision)
@@ -298,6 +317,8 @@ def main() -> int:
                         help="a trained model folder for the bf16 / int8 Dice check")
     parser.add_argument("--splits", type=Path, default=None, help="splits_final.json of the trained model")
     parser.add_argument("--dice-cases", type=int, default=20)
+    parser.add_argument("--settle-load", type=float, default=None, metavar="L",
+                        help="before each timed command, wait (up to 4 min) for a 1-minute load average under L")
     args = parser.parse_args()
 
     import torch
@@ -312,6 +333,7 @@ def main() -> int:
     tta_cases = args.tta_cases or args.cases
     tta_inputs = test_cases(args.root, tta_cases)
 
+    settle(args.settle_load)
     print(f"floor (load {_load()}) ...", flush=True)
     tile_flops, tiles = case_flops(model_dir, inputs)
     rate = matmul_gflops(args.threads)
@@ -343,6 +365,7 @@ def main() -> int:
             outputs: dict[str, Path] = {}
             for tool in args.tools.split(","):
                 env = env_ref if tool == "reference" else env_ours
+                settle(args.settle_load)
                 load = _load()
                 out = args.root / f"out_{tool}_{'tta' if tta else 'notta'}"
                 shutil.rmtree(out, ignore_errors=True)

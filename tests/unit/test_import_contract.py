@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "autounet"
 
 #: modules in pipeline order; a module may import only modules at its own rank or lower.
 ORDER = [
-    {"errors", "registry", "_log", "_atomic", "_parallel", "_progress", "_version", "names", "workspace", "types"},
+    {"errors", "registry", "_log", "_atomic", "_parallel", "_progress", "_version", "names", "workspace", "types",
+     "precision"},
     {"schemas"},
     {"io"},
     {"dataset", "labels", "testing"},

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from autounet.precision import PRECISIONS
 from autounet.workspace import DEFAULT_PLANS_NAME
 
 NAME = "predict"
@@ -41,12 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--tile-batch", type=int, default=None, metavar="N",
                         help="tiles per network call (default: chosen from free memory)")
-    # the names of autounet.networks.precision.PRECISIONS, spelled out: building the parser must not import torch
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="network precision (default auto: bf16 or fp16 on CUDA, fp32 on the CPU); bf16 on a "
                              "CPU with native bf16 (AVX512-BF16, AMX) is about 2x faster, an opt-in")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of torch and of ONNX Runtime sessions (default: torch's)")
+                        help="CPU threads of torch, ONNX Runtime or OpenVINO (default: the library's own)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
                         help="what runs the network: torch (default), onnxruntime (converts the model in memory, "
                              "or give -m MODEL.onnx from 'autounet export-model --format onnx') or openvino "
@@ -115,12 +115,12 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
     import json
     from contextlib import ExitStack
 
-    import torch
-
     from autounet._parallel import current_executor
     from autounet.inference import Predictor
 
-    if args.threads:
+    if args.threads and args.backend == "torch":  # the other backends get them from Predictor (no torch import)
+        import torch
+
         torch.set_num_threads(args.threads)
     with ExitStack() as stack:  # a zipped model stays extracted while predicting
         executor = current_executor()  # --cluster: one task per case on the cluster's workers

@@ -15,7 +15,7 @@ _EXPORTS = {
     "CaseFailure": "runner", "RunReport": "runner",
     "CaseGeometry": "export", "ExportResult": "export", "ProbabilityResampling": "export", "export_logits": "export",
     "CaseInput": "inputs", "discover_cases": "inputs", "shard": "inputs",
-    "BACKENDS": "backends", "export_onnx": "onnx", "load_onnx_model": "onnx",
+    "BACKENDS": "backends", "export_onnx": "onnx", "load_onnx_model": "onnx_runtime",
     "LoadedModel": "model", "load_model": "model", "resolve_device": "model",
     "Prediction": "predictor", "Predictor": "predictor",
     "save_probabilities": "probabilities",

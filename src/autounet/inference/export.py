@@ -6,7 +6,8 @@ large CT with many classes that needs tens of GB. Here the logits are resampled 
 clamping, i.e. what ``skimage.transform.resize(order=1, mode="edge")`` computes), each slab is segmented at once
 (argmax, or region thresholding in ``regions_class_order``) and written into the uncropped segmentation. Only one
 slab of resampled logits exists at a time, so peak memory stays bounded by the input logits plus the outputs.
-The same code runs on the CPU and on CUDA (logits on the GPU are exported on the GPU).
+The same code runs on NumPy arrays and on torch tensors, on the CPU and on CUDA (logits on the GPU are exported on
+the GPU): it follows the array library of the logits (:mod:`autounet.inference.arrays`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import torch
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from autounet.errors import ConfigError, UsageError
+from autounet.inference.arrays import no_grad, to_numpy
 from autounet.preprocessing.resample import ANISOTROPY_THRESHOLD, RESAMPLERS, resample, separate_z_axis
 from autounet.schemas.plans import ComponentSpec
 
@@ -138,21 +141,25 @@ def axis_plan(n_in: int, n_out: int, order: int) -> tuple[np.ndarray, np.ndarray
     return i0, i1, src - i0
 
 
-def _interp_axis(x: torch.Tensor, axis: int, plan: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-                 offset: int = 0) -> torch.Tensor:
+def _interp_axis(x: Any, axis: int, plan: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                 offset: int = 0) -> Any:
     """Linear/nearest interpolation of ``x`` along ``axis`` with an :func:`axis_plan` (indices shifted by offset)."""
     if plan is None:
         return x
+    xp = array_namespace(x)
     i0, i1, w = plan
-    dev = x.device
-    a = x.index_select(axis, torch.as_tensor(i0 - offset, device=dev))
+    dev = device_of(x)
+    a = xp.take(x, xp.asarray(i0 - offset, device=dev), axis=axis)
     if not np.any(w):
         return a
-    b = x.index_select(axis, torch.as_tensor(i1 - offset, device=dev))
+    b = xp.take(x, xp.asarray(i1 - offset, device=dev), axis=axis)
     shape = [1] * x.ndim
     shape[axis] = len(w)
-    weight = torch.as_tensor(w, dtype=x.dtype, device=dev).reshape(shape)
-    return a.lerp_(b, weight)
+    weight = xp.reshape(xp.asarray(w, dtype=x.dtype, device=dev), tuple(shape))
+    b -= a
+    b *= weight
+    a += b
+    return a
 
 
 class SlabResampler:
@@ -174,15 +181,15 @@ class SlabResampler:
             return start, stop
         return int(plan[0][start:stop].min()), int(plan[1][start:stop].max()) + 1
 
-    def slab(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def slab(self, x: Any, start: int, stop: int) -> Any:
         """Output rows ``[start, stop)`` of the resampled ``x``."""
         lo, hi = self.source_rows(start, stop)
         part = x[:, lo:hi]
         plan0 = self.plans[0]
         if plan0 is not None:
             part = _interp_axis(part, 1, (plan0[0][start:stop], plan0[1][start:stop], plan0[2][start:stop]), lo)
-        elif not part.is_floating_point():
-            part = part.float()
+        elif not array_namespace(part).isdtype(part.dtype, "real floating"):
+            part = array_namespace(part).astype(part, array_namespace(part).float32)
         part = _interp_axis(part, 2, self.plans[1])
         return _interp_axis(part, 3, self.plans[2])
 
@@ -195,19 +202,30 @@ def resampling_orders(current_spacing: Sequence[float], target_spacing: Sequence
     return tuple(spec.order_z if i == axis else spec.order for i in range(len(current_spacing)))
 
 
-def segment_slab(logits: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+def segment_slab(logits: Any, labels: LabelSemantics) -> Any:
     """Label map of a logits slab: argmax (label mode) or sigmoid > 0.5 in ``regions_class_order``."""
+    xp = array_namespace(logits)
     if not labels.has_regions:
-        return logits.argmax(0)
-    seg = torch.zeros(logits.shape[1:], dtype=torch.int32, device=logits.device)
+        return xp.argmax(logits, axis=0)
+    seg = xp.zeros(logits.shape[1:], dtype=xp.int32, device=device_of(logits))
     for i, label in enumerate(labels.regions_class_order or ()):
-        seg[torch.sigmoid(logits[i]) > 0.5] = int(label)
+        seg[_sigmoid(logits[i]) > 0.5] = int(label)
     return seg
 
 
-def probabilities_slab(logits: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+def probabilities_slab(logits: Any, labels: LabelSemantics) -> Any:
     """Softmax over channels (labels) or a per-channel sigmoid (regions), in float32."""
-    return torch.sigmoid(logits) if labels.has_regions else torch.softmax(logits, 0)
+    if labels.has_regions:
+        return _sigmoid(logits)
+    xp = array_namespace(logits)
+    e = xp.exp(logits - xp.max(logits, axis=0, keepdims=True))
+    e /= xp.sum(e, axis=0, keepdims=True)
+    return e
+
+
+def _sigmoid(x: Any) -> Any:
+    xp = array_namespace(x)
+    return 1.0 / (1.0 + xp.exp(-x))
 
 
 def segmentation_dtype(labels: LabelSemantics) -> np.dtype:
@@ -226,14 +244,13 @@ def _slab_rows(n_rows: int, bytes_per_row: int, budget: int) -> int:
     return max(1, min(n_rows, budget // max(1, bytes_per_row)))
 
 
-@torch.inference_mode()
-def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, config_spacing: Sequence[float],
+def export_logits(logits: Any, case: CaseGeometry, *, config_spacing: Sequence[float],
                   labels: LabelSemantics, resampling: ProbabilityResampling = ProbabilityResampling(),
                   with_probabilities: bool = False, slab_bytes: int = DEFAULT_SLAB_BYTES) -> ExportResult:
     """Segmentation (and probabilities) in the original array geometry from preprocessed-space logits.
 
     Args:
-        logits: ``(K, *preprocessed_shape)`` float logits (CPU or CUDA tensor, or NumPy).
+        logits: ``(K, *preprocessed_shape)`` float logits (NumPy, or a CPU or CUDA tensor).
         case: the case's crop box, shapes, original spacing and transposes.
         config_spacing: the configuration's spacing (2 entries for 2D configurations).
         labels: label semantics (label or region mode).
@@ -242,7 +259,13 @@ def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, conf
             background is 1 (label mode) or everything 0 (region mode).
         slab_bytes: memory budget of one slab of resampled logits.
     """
-    x = torch.as_tensor(logits)
+    with no_grad(logits):
+        return _export(logits, case, config_spacing=config_spacing, labels=labels, resampling=resampling,
+                       with_probabilities=with_probabilities, slab_bytes=slab_bytes)
+
+
+def _export(x: Any, case: CaseGeometry, *, config_spacing: Sequence[float], labels: LabelSemantics,
+            resampling: ProbabilityResampling, with_probabilities: bool, slab_bytes: int) -> ExportResult:
     if x.ndim != 4:
         msg = f"Expected logits (K, a0, a1, a2), got shape {tuple(x.shape)}."
         raise UsageError(msg)
@@ -252,8 +275,10 @@ def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, conf
     current = current_spacing_for(config_spacing, case)
     if not resampling.slab_wise:
         assert resampling.component is not None
-        x = torch.from_numpy(resample(x.float().cpu().numpy(), case.shape_after_cropping, current,
-                                      case.spacing_transposed, resampling.component))
+        xp = array_namespace(x)
+        whole = resample(to_numpy(xp.astype(x, xp.float32)), case.shape_after_cropping, current,
+                         case.spacing_transposed, resampling.component)
+        x = xp.asarray(whole, device=device_of(x))
     orders = resampling_orders(current, case.spacing_transposed, resampling) if resampling.slab_wise else (1, 1, 1)
     resampler = SlabResampler(x.shape[1:], case.shape_after_cropping, orders)
     seg_full = np.zeros(case.shape_before_cropping, dtype=segmentation_dtype(labels))
@@ -264,15 +289,16 @@ def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, conf
     (z0, _), (y0, y1), (x0, x1) = case.bbox
     for start in range(0, out_rows, step):
         stop = min(out_rows, start + step)
-        slab = resampler.slab(x, start, stop).float()
+        slab = resampler.slab(x, start, stop)
+        slab = array_namespace(slab).astype(slab, array_namespace(slab).float32, copy=False)
         target = (slice(z0 + start, z0 + stop), slice(y0, y1), slice(x0, x1))
         if probs_full is not None:
             probs = probabilities_slab(slab, labels)
-            probs_full[(slice(None), *target)] = probs.cpu().numpy()
+            probs_full[(slice(None), *target)] = to_numpy(probs)
             seg = segment_slab_from_probabilities(probs, labels)
         else:
             seg = segment_slab(slab, labels)
-        seg_full[target] = seg.cpu().numpy()
+        seg_full[target] = to_numpy(seg)
         del slab
     segmentation = np.ascontiguousarray(seg_full.transpose(case.transpose_backward))
     if probs_full is not None:
@@ -281,11 +307,12 @@ def export_logits(logits: torch.Tensor | np.ndarray, case: CaseGeometry, *, conf
     return ExportResult(segmentation=segmentation, probabilities=probs_full)
 
 
-def segment_slab_from_probabilities(probs: torch.Tensor, labels: LabelSemantics) -> torch.Tensor:
+def segment_slab_from_probabilities(probs: Any, labels: LabelSemantics) -> Any:
     """Label map of a probability slab (argmax, or > 0.5 in ``regions_class_order``)."""
+    xp = array_namespace(probs)
     if not labels.has_regions:
-        return probs.argmax(0)
-    seg = torch.zeros(probs.shape[1:], dtype=torch.int32, device=probs.device)
+        return xp.argmax(probs, axis=0)
+    seg = xp.zeros(probs.shape[1:], dtype=xp.int32, device=device_of(probs))
     for i, label in enumerate(labels.regions_class_order or ()):
         seg[probs[i] > 0.5] = int(label)
     return seg

@@ -5,6 +5,9 @@ A model folder is ``<Trainer>__<Plans>__<Config>/`` with ``plans.json`` and ``da
 (nnU-Net v2) load too: their plans are imported and their weights renamed to autounet's network. Folds are
 auto-detected when not given (``fold_all`` excluded, as the reference does); a requested fold without the
 checkpoint is a ``CheckpointError`` naming the missing file and the folds that do have it.
+
+torch is imported only to load checkpoints: an exported ``.onnx`` model fills the same :class:`LoadedModel`
+without it.
 """
 
 from __future__ import annotations
@@ -13,23 +16,33 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from autounet import networks
 from autounet._log import get_logger
 from autounet.errors import CheckpointError, UsageError
 from autounet.labels import LabelSpec
 from autounet.planning.store import read_plans_file
 from autounet.schemas.dataset import DatasetSpec, load_dataset_spec
 from autounet.schemas.plans import ConfigurationPlan, Plans
-from autounet.training.checkpoint import BEST, FINAL, LATEST, CheckpointRecord, load_checkpoint
-from autounet.workspace import DATASET_JSON, FOLD_DIR_PREFIX, PLANS_JSON, fold_dir_name
+from autounet.workspace import (
+    CHECKPOINT_BEST,
+    CHECKPOINT_FINAL,
+    CHECKPOINT_LATEST,
+    DATASET_JSON,
+    FOLD_DIR_PREFIX,
+    PLANS_JSON,
+    fold_dir_name,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from autounet.training.checkpoint import CheckpointRecord
 
 log = get_logger(__name__)
 
-CHECKPOINTS = {"final": FINAL, "best": BEST, "latest": LATEST}
+CHECKPOINTS = {"final": CHECKPOINT_FINAL, "best": CHECKPOINT_BEST, "latest": CHECKPOINT_LATEST}
 
 
 def checkpoint_file_name(checkpoint: str) -> str:
@@ -54,6 +67,8 @@ def detect_folds(model_dir: Path, checkpoint_name: str) -> list[str]:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` → CUDA when available, else CPU; otherwise any torch device string (``cpu``, ``cuda:1``, ``mps``)."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -71,7 +86,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 @dataclass
 class LoadedModel:
-    """A trained configuration ready to predict: settings plus one network per fold."""
+    """A trained configuration ready to predict: settings plus one network per fold (torch modules, or the
+    callables of a NumPy backend: :mod:`autounet.inference.onnx_runtime`)."""
 
     model_dir: Path
     plans: Plans
@@ -82,7 +98,7 @@ class LoadedModel:
     folds: tuple[str, ...]
     checkpoint: str
     mirror_axes: tuple[int, ...]
-    networks: list[nn.Module]
+    networks: list[Any]
 
     @property
     def is_cascade(self) -> bool:
@@ -125,11 +141,15 @@ def _configuration_name(content: CheckpointRecord, model_dir: Path) -> str:
 
 def _weights(content: CheckpointRecord) -> dict[str, torch.Tensor]:
     """The weights under autounet's names (nnU-Net's are converted; ours stay as they are)."""
+    from autounet import networks
+
     return networks.convert_reference_state_dict(content.network_weights)
 
 
 def _build_network(model: LoadedModel, weights: dict[str, torch.Tensor], path: Path, *,
                    device: torch.device) -> nn.Module:
+    from autounet import networks
+
     net = networks.build(model.configuration.network, in_channels=model.in_channels,
                          num_outputs=model.labels.num_outputs, deep_supervision=False,
                          channels_last=device.type == "cpu")
@@ -145,6 +165,8 @@ def _build_network(model: LoadedModel, weights: dict[str, torch.Tensor], path: P
 def load_model(model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] | int | str | None = None,
                checkpoint: str = "final", device: torch.device) -> LoadedModel:
     """Read a model folder and build one network per fold on ``device`` (eval mode, deep supervision off)."""
+    from autounet.training.checkpoint import load_checkpoint
+
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         msg = f"Model folder not found: {model_dir}"

@@ -23,22 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from autounet._atomic import write_json_atomic
 from autounet._log import get_logger
 from autounet._progress import Ticker
 from autounet.errors import UsageError
 from autounet.inference import probabilities as _probabilities
+from autounet.inference.arrays import Device, device_type
 from autounet.inference.export import CaseGeometry, ExportResult, ProbabilityResampling, export_logits
 from autounet.inference.inputs import CaseInput, check_channels, discover_cases, shard
-from autounet.inference.model import LoadedModel, load_model
+from autounet.inference.model import LoadedModel, load_model, resolve_device
 from autounet.inference.runner import RunReport, Stages, run_cases
 from autounet.inference.sliding import SlidingWindowOptions, predict_sliding_window
 from autounet.io import ImageGeometry, read_images, read_segmentation, write_segmentation
 from autounet.io.geometry import as_spacing
 from autounet.names import check_file_ending, check_name
-from autounet.networks.precision import autocast_dtype
 from autounet.schemas._base import make_provenance
 from autounet.schemas.results import PredictArgs, save_predict_args
 from autounet.workspace import DATASET_JSON, PLANS_JSON, PREDICT_ARGS_JSON, model_dir_name
@@ -84,7 +83,7 @@ class Predictor:
     Build with :meth:`from_model_dir`. Options are fixed at construction: tiling, mirroring, tile batch, device.
     """
 
-    def __init__(self, model: LoadedModel, *, device: torch.device, options: SlidingWindowOptions,
+    def __init__(self, model: LoadedModel, *, device: Device, options: SlidingWindowOptions,
                  previous_stage: Predictor | None = None, backend: str = "torch") -> None:
         if model.is_cascade and previous_stage is None:
             msg = (f"{model.configuration.name} is a cascade stage: it needs the predictor of "
@@ -103,7 +102,7 @@ class Predictor:
     # ---- construction --------------------------------------------------------------------------------------------
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str], *, folds: Sequence[int | str] | int | str | None = None,
-                       checkpoint: str = "final", device: str | torch.device = "auto", tile_batch: int | None = None,
+                       checkpoint: str = "final", device: Any = "auto", tile_batch: int | None = None,
                        use_mirroring: bool = True, step: float = 0.5, precision: str = "auto",
                        previous_stage_model: str | os.PathLike[str] | None = None, backend: str = "torch",
                        threads: int | None = None) -> Predictor:
@@ -117,30 +116,34 @@ class Predictor:
             tile_batch: tiles per network call; None chooses from free memory.
             use_mirroring: test-time mirroring over the axes the model was trained with.
             step: tile step as a fraction of the patch size.
-            precision: network precision on CUDA (``auto``, ``fp32``, ``bf16``, ``fp16``).
+            precision: network precision (``auto``, ``fp32``, ``bf16``, ``fp16``): reduced precision on CUDA by
+                default; on the CPU float32 unless ``bf16`` is asked for (torch and openvino backends, CPUs with
+                native bf16).
             previous_stage_model: cascades only: the ``3d_lowres`` model folder (default: the sibling folder
                 with the same trainer and plans).
-            backend: what runs the network: ``torch`` (default) or ``onnxruntime`` (which also reads an ``.onnx``
-                file written by ``autounet export-model --format onnx`` in place of ``model_dir``).
-            threads: intra-op threads of backends with their own thread pool (ONNX Runtime); ``None``: torch's
-                thread count.
+            backend: what runs the network: ``torch`` (default), ``onnxruntime`` or ``openvino`` (both also read an
+                ``.onnx`` file written by ``autounet export-model --format onnx`` in place of ``model_dir``, and
+                then never import torch).
+            threads: intra-op threads of backends with their own thread pool (ONNX Runtime, OpenVINO); ``None``:
+                the runtime's default.
         """
         from autounet.inference.backends import get_backend
 
         engine = get_backend(backend)
         dev = engine.buffer_device(device)
-        autocast_dtype(precision, dev)  # an unavailable precision fails here, before any case is read
+        engine.check_precision(precision, dev)  # an unavailable precision fails here, before any case is read
         if str(model_dir).endswith(".onnx"):
             if engine.name not in ("onnxruntime", "openvino"):
                 msg = f"{model_dir} is an ONNX model: predict it with --backend onnxruntime or openvino."
                 raise UsageError(msg)
-            from autounet.inference.onnx import load_onnx_model
+            from autounet.inference.onnx_runtime import load_onnx_model
 
-            model = load_onnx_model(model_dir, threads=threads or torch.get_num_threads(), device=device,
-                                    runtime=engine.name)
+            model = load_onnx_model(model_dir, threads=threads, device=device, runtime=engine.name,
+                                    precision=precision)
         else:
-            model = load_model(model_dir, folds=folds, checkpoint=checkpoint, device=dev)
-        engine.prepare(model, device=device, threads=threads or torch.get_num_threads())
+            model = load_model(model_dir, folds=folds, checkpoint=checkpoint,
+                               device=resolve_device("cpu") if engine.name != "torch" else dev)
+        engine.prepare(model, device=device, threads=threads, precision=precision)
         options = SlidingWindowOptions(step=step, mirror_axes=model.mirror_axes if use_mirroring else (),
                                        tile_batch=tile_batch, precision=precision, cpu_streams=engine.cpu_streams)
         previous = None
@@ -205,13 +208,16 @@ class Predictor:
                                             transpose_backward=self.model.plans.transpose_backward)
         return _Loaded(data=data, case=case, geometry=geometry)
 
-    def predict_logits(self, data: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Fold-averaged logits of a preprocessed case (float32; on the device, or on the CPU after an OOM)."""
+    def predict_logits(self, data: Any) -> Any:
+        """Fold-averaged logits of a preprocessed case (float32, in the backend's array library: on the device, or
+        on the CPU after an out-of-memory error on the GPU)."""
         config = self.model.configuration
         kwargs: dict[str, Any] = dict(patch_size=config.patch_size, num_outputs=self.model.labels.num_outputs,
                       options=self.options, device=self.device)
-        if self.device.type != "cuda":
+        if device_type(self.device) != "cuda":
             return predict_sliding_window(self.model.networks, data, **kwargs)
+        import torch
+
         try:
             return predict_sliding_window(self.model.networks, data, **kwargs, results_device=self.device)
         except torch.OutOfMemoryError:
@@ -219,7 +225,7 @@ class Predictor:
             torch.cuda.empty_cache()
             return predict_sliding_window(self.model.networks, data, **kwargs, results_device=torch.device("cpu"))
 
-    def export(self, logits: torch.Tensor, case: CaseGeometry, *, with_probabilities: bool = False) -> ExportResult:
+    def export(self, logits: Any, case: CaseGeometry, *, with_probabilities: bool = False) -> ExportResult:
         """Logits in preprocessed space → segmentation (and probabilities) in the original array geometry."""
         return export_logits(logits, case, config_spacing=self.model.configuration.spacing, labels=self.model.labels,
                              resampling=self.resampling, with_probabilities=with_probabilities)
@@ -277,12 +283,12 @@ class Predictor:
         return self.preprocess(images, geometry, previous_segmentation=previous, case_id=job.case.case_id,
                                copy=False)
 
-    def _predict_job(self, loaded: _Loaded) -> torch.Tensor:
+    def _predict_job(self, loaded: _Loaded) -> Any:
         logits = self.predict_logits(loaded.data)
         loaded.data = None  # type: ignore[assignment]  # free the input while the case waits for export
         return logits
 
-    def _export_job(self, job: _Job, loaded: _Loaded, logits: torch.Tensor, *, save_probabilities: bool) -> None:
+    def _export_job(self, job: _Job, loaded: _Loaded, logits: Any, *, save_probabilities: bool) -> None:
         result = self.export(logits, loaded.case, with_probabilities=save_probabilities)
         del logits
         geometry = loaded.geometry
@@ -343,7 +349,7 @@ class Predictor:
             export=lambda job, loaded, logits: self._export_job(job, loaded, logits,
                                                                 save_probabilities=save_probabilities))
         run = run_cases(todo, stages, case_id=lambda j: j.case.case_id, on_done=on_done,
-                        export_workers=1 if self.device.type == "cpu" else 2)
+                        export_workers=1 if device_type(self.device) == "cpu" else 2)
         report.written.extend(run.written)
         report.failed.extend(run.failed)
         report.seconds = run.seconds

@@ -12,6 +12,9 @@ the allowed axes, the Gaussian-weighted average over tiles and the mean over fol
   ensembling costs no extra full-volume arrays.
 
 2D configurations predict every slice along axis 0 with 2D tiles over axes 1 and 2.
+
+The code follows the array library of its device (:mod:`autounet.inference.arrays`): torch tensors for the torch
+backend, NumPy arrays for ONNX Runtime and OpenVINO, which then run without torch.
 """
 
 from __future__ import annotations
@@ -20,18 +23,24 @@ import contextlib
 import itertools
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from autounet import sliding_window
 from autounet._log import get_logger
 from autounet.errors import UsageError
-from autounet.networks.precision import PRECISIONS, autocast_dtype
+from autounet.inference.arrays import Device, as_array, device_type, is_host, move, namespace
+from autounet.precision import PRECISIONS
+
+#: a network as the sliding window calls it: ``(B, C, *patch)`` array in, ``(B, K, *patch)`` logits out, both of
+#: its device's array library (a torch ``nn.Module`` for the torch backend)
+Network = Callable[[Any], Any]
 
 log = get_logger(__name__)
 
@@ -84,10 +93,10 @@ def mirror_combinations(axes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     return ((), *subsets)
 
 
-def pad_to_patch(data: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, ...]]:
+def pad_to_patch(data: Any, patch: Sequence[int]) -> tuple[Any, tuple[slice, ...]]:
     """Zero-pad the trailing ``len(patch)`` axes of ``(C, *spatial)`` up to ``patch``, centred (odd: extra at end).
 
-    Returns the padded tensor and the spatial slices that remove the padding again.
+    Returns the padded array (same library and device) and the spatial slices that remove the padding again.
     """
     spatial = tuple(int(s) for s in data.shape[1:])
     offset = len(spatial) - len(patch)
@@ -95,10 +104,11 @@ def pad_to_patch(data: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor
     revert = tuple(slice(b, b + s) for (b, _), s in zip(amounts, spatial))
     if not any(b or a for b, a in amounts):
         return data, revert
-    pad: list[int] = []
-    for b, a in reversed(amounts):
-        pad.extend((b, a))
-    return torch.nn.functional.pad(data, pad, mode="constant", value=0.0), revert
+    xp = array_namespace(data)
+    shape = (int(data.shape[0]), *(s + b + a for s, (b, a) in zip(spatial, amounts)))
+    padded = xp.zeros(shape, dtype=data.dtype, device=device_of(data))
+    padded[(slice(None), *revert)] = data
+    return padded, revert
 
 
 @dataclass(frozen=True)
@@ -137,12 +147,13 @@ def tile_grid(shape: Sequence[int], patch: Sequence[int], step: float) -> TileGr
     return TileGrid(starts=starts, patch3=patch3, squeeze=len(patch) == 2)
 
 
-def gaussian_weights(patch: Sequence[int], *, device: torch.device, use_gaussian: bool = True) -> torch.Tensor:
-    """The float32 importance map of one tile (all ones without Gaussian weighting)."""
+def gaussian_weights(patch: Sequence[int], *, device: Device, use_gaussian: bool = True) -> Any:
+    """The float32 importance map of one tile (all ones without Gaussian weighting), an array of ``device``."""
+    shape = tuple(int(p) for p in patch)
     if not use_gaussian:
-        return torch.ones(tuple(int(p) for p in patch), dtype=torch.float32, device=device)
-    g = sliding_window.gaussian_importance_map(tuple(int(p) for p in patch))
-    return torch.tensor(np.asarray(g), dtype=torch.float32, device=device)  # a copy: the cached map is read-only
+        return as_array(np.ones(shape, dtype=np.float32), device)
+    g = np.array(sliding_window.gaussian_importance_map(shape), dtype=np.float32)  # a copy: the cache is read-only
+    return as_array(g, device)
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -153,16 +164,17 @@ def _batches(n: int, size: int) -> Iterator[range]:
 class _Accumulator:
     """Float32 sums of Gaussian-weighted logits and of the weights, over a padded case."""
 
-    def __init__(self, num_outputs: int, shape: Sequence[int], device: torch.device) -> None:
-        self.logits = torch.zeros((num_outputs, *shape), dtype=torch.float32, device=device)
-        self.weights = torch.zeros(tuple(shape), dtype=torch.float32, device=device)
+    def __init__(self, num_outputs: int, shape: Sequence[int], device: Device) -> None:
+        xp = namespace(device)
+        self.device = device
+        self.logits = xp.zeros((num_outputs, *shape), dtype=xp.float32, device=device)
+        self.weights = xp.zeros(tuple(shape), dtype=xp.float32, device=device)
         self.lock = threading.Lock()
 
-    def add(self, grid: TileGrid, tiles: range, weighted: torch.Tensor, gaussian: torch.Tensor | None) -> None:
+    def add(self, grid: TileGrid, tiles: range, weighted: Any, gaussian: Any | None) -> None:
         """Add weighted tile logits ``(B, K, *patch3)`` (already multiplied by the Gaussian) at their positions,
         and the Gaussian into the weight sum unless ``gaussian`` is None (added once per tile)."""
-        # device-to-host copies must complete before the host reads them: blocking unless the target is a GPU
-        weighted = weighted.to(self.logits.device, non_blocking=self.logits.device.type == "cuda")
+        weighted = move(weighted, self.device)
         with self.lock:
             for j, i in enumerate(tiles):
                 sl = grid.slices(i)
@@ -170,7 +182,7 @@ class _Accumulator:
                 if gaussian is not None:
                     self.weights[sl] += gaussian
 
-    def finish(self, n_folds: int) -> torch.Tensor:
+    def finish(self, n_folds: int) -> Any:
         """Weighted average over tiles and folds, in place."""
         self.weights *= float(n_folds)
         self.logits /= self.weights
@@ -178,28 +190,32 @@ class _Accumulator:
         return self.logits
 
 
-def _gather_tiles(data: torch.Tensor, grid: TileGrid, tiles: range, device: torch.device) -> torch.Tensor:
+def _gather_tiles(data: Any, grid: TileGrid, tiles: range, device: Device) -> Any:
     """Stack tiles ``(B, C, *patch)`` from the padded case onto the network's device."""
-    parts = [data[(slice(None), *grid.slices(i))] for i in tiles]
-    batch = torch.stack(parts).to(device, non_blocking=True)
+    xp = array_namespace(data)
+    batch = move(xp.stack([data[(slice(None), *grid.slices(i))] for i in tiles]), device)
     return batch[:, :, 0] if grid.squeeze else batch
 
 
-def _predict_mirrored(network: nn.Module, tiles: torch.Tensor, mirrors: Sequence[tuple[int, ...]],
-                      chunk: int, amp: torch.dtype | None) -> torch.Tensor:
+def _predict_mirrored(network: Network, tiles: Any, mirrors: Sequence[tuple[int, ...]], chunk: int,
+                      autocast: Callable[[], contextlib.AbstractContextManager[Any]]) -> Any:
     """Sum of the network's float32 logits over ``mirrors`` (each flipped, predicted and flipped back)."""
-    total: torch.Tensor | None = None
-    per_call = max(1, chunk // tiles.shape[0])
-    for group in _batches(len(mirrors), per_call):
+    xp = array_namespace(tiles)
+    n = int(tiles.shape[0])
+    total: Any = None
+    for group in _batches(len(mirrors), max(1, chunk // n)):
         flips = [tuple(a + 2 for a in mirrors[m]) for m in group]
-        x = torch.cat([torch.flip(tiles, f) if f else tiles for f in flips])
-        with torch.autocast(x.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+        x = xp.concat([xp.flip(tiles, axis=f) if f else tiles for f in flips])
+        with autocast():
             y = network(x)
-        y = y.float().split(tiles.shape[0])
-        for f, part in zip(flips, y):
-            part = torch.flip(part, f) if f else part
-            total = part if total is None else total.add_(part)
-    assert total is not None
+        y = xp.astype(y, xp.float32, copy=False)
+        for k, f in enumerate(flips):
+            part = y[k * n:(k + 1) * n]
+            part = xp.flip(part, axis=f) if f else part
+            if total is None:
+                total = part
+            else:
+                total += part
     return total
 
 
@@ -235,6 +251,8 @@ def plan_units(n_tiles: int, n_networks: int, n_mirrors: int, *, chunk: int, str
 
 @contextlib.contextmanager
 def _intra_op_threads(n: int) -> Iterator[None]:
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -243,36 +261,53 @@ def _intra_op_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _streams(options: SlidingWindowOptions, device: torch.device, n_units: int) -> int:
-    if device.type != "cpu":
+def _streams(options: SlidingWindowOptions, device: Device, n_units: int) -> int:
+    if device_type(device) != "cpu":
         return 1
+    if is_host(device):  # the runtimes behind host arrays have their own thread pools
+        return max(1, min(options.cpu_streams or 1, n_units))
+    import torch
+
     wanted = options.cpu_streams or min(4, torch.get_num_threads())
     return max(1, min(wanted, n_units))
 
 
-def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | np.ndarray, *,
-                           patch_size: Sequence[int], num_outputs: int, options: SlidingWindowOptions,
-                           device: torch.device, results_device: torch.device | None = None) -> torch.Tensor:
+def _torch_contexts(device: Device, precision: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Context factories for a network call on ``device``: (no autograd, autocast); no-ops for host arrays."""
+    if is_host(device):
+        return contextlib.nullcontext, contextlib.nullcontext
+    import torch
+
+    from autounet.networks.precision import autocast_dtype
+
+    amp = autocast_dtype(precision, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else contextlib.nullcontext
+    return torch.inference_mode, autocast
+
+
+def predict_sliding_window(networks: Sequence[Network], data: Any, *, patch_size: Sequence[int], num_outputs: int,
+                           options: SlidingWindowOptions, device: Device,
+                           results_device: Device | None = None) -> Any:
     """Fold-averaged logits ``(num_outputs, *spatial)`` (float32, on ``results_device``) of a preprocessed case.
 
     Args:
         networks: one network per fold, already on ``device`` and in eval mode.
-        data: ``(C, a0, a1, a2)`` preprocessed input (cascade channels already stacked).
+        data: ``(C, a0, a1, a2)`` preprocessed input (cascade channels already stacked), NumPy or torch.
         patch_size: the configuration's patch size (2 or 3 entries).
         num_outputs: channels the networks produce.
         options: tiling, mirroring, batching, precision and CPU streams.
-        device: where the networks run.
+        device: where the networks run: a ``torch.device``, or :data:`~autounet.inference.arrays.HOST` for
+            networks that take and return NumPy arrays.
         results_device: where the accumulation buffers live (default: ``device``).
     """
     if not networks:
         msg = "At least one network (fold) is needed for prediction."
         raise UsageError(msg)
     results_device = results_device or device
-    data_t = torch.as_tensor(data)
-    if data_t.ndim != 4:
-        msg = f"Expected a preprocessed case (C, a0, a1, a2), got shape {tuple(data_t.shape)}."
+    if len(data.shape) != 4:
+        msg = f"Expected a preprocessed case (C, a0, a1, a2), got shape {tuple(data.shape)}."
         raise UsageError(msg)
-    padded, revert = pad_to_patch(data_t.to(results_device, dtype=torch.float32), patch_size)
+    padded, revert = pad_to_patch(as_array(data, results_device), patch_size)
     grid = tile_grid(padded.shape[1:], patch_size, options.step)
     mirrors = mirror_combinations(options.mirror_axes)
     chunk = options.tile_batch or choose_tile_batch(networks[0], (padded.shape[0], *patch_size),
@@ -281,34 +316,41 @@ def predict_sliding_window(networks: Sequence[nn.Module], data: torch.Tensor | n
     units = plan_units(len(grid), len(networks), len(mirrors), chunk=chunk, streams=streams)
     streams = min(streams, len(units))
     gaussian = gaussian_weights(patch_size, device=results_device, use_gaussian=options.use_gaussian)
-    tile_weight = (gaussian / len(mirrors)).to(device)
-    gaussian = gaussian.reshape(grid.patch3)
-    amp = autocast_dtype(options.precision, device)
+    tile_weight = move(gaussian / len(mirrors), device)
+    gaussian = namespace(results_device).reshape(gaussian, grid.patch3)
+    no_grad, autocast = _torch_contexts(device, options.precision)
     acc = _Accumulator(num_outputs, padded.shape[1:], results_device)
     log.debug("sliding window: %d tiles x %d mirrors x %d folds in %d calls of <= %d, %d stream(s)", len(grid),
               len(mirrors), len(networks), len(units), chunk, streams)
 
     def run(unit: _Unit) -> None:
-        with torch.inference_mode():
+        with no_grad():
             x = _gather_tiles(padded, grid, unit.tiles, device)
-            out = _predict_mirrored(networks[unit.network], x, [mirrors[m] for m in unit.mirrors], chunk, amp)
-            out.mul_(tile_weight)
-            acc.add(grid, unit.tiles, out.unsqueeze(2) if grid.squeeze else out, gaussian if unit.first else None)
+            out = _predict_mirrored(networks[unit.network], x, [mirrors[m] for m in unit.mirrors], chunk, autocast)
+            out *= tile_weight
+            acc.add(grid, unit.tiles, out[:, :, None] if grid.squeeze else out, gaussian if unit.first else None)
 
     if streams == 1:
         for unit in units:
             run(unit)
     else:
-        with _intra_op_threads(max(1, torch.get_num_threads() // streams)), \
-                ThreadPoolExecutor(streams, thread_name_prefix="autounet-tiles") as pool:
+        threads = contextlib.nullcontext() if is_host(device) else \
+            _intra_op_threads(max(1, _torch_threads() // streams))
+        with threads, ThreadPoolExecutor(streams, thread_name_prefix="autounet-tiles") as pool:
             for _ in pool.map(run, units):
                 pass
-    with torch.inference_mode():
+    with no_grad():
         logits = acc.finish(len(networks))
     return logits[(slice(None), *revert)]
 
 
-def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device: torch.device,
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def choose_tile_batch(network: Network, input_shape: Sequence[int], *, device: Device,
                       n_mirrors: int = 1, cpu_cap: int = 8, gpu_cap: int = 64) -> int:
     """Tiles per network call from free memory.
 
@@ -317,11 +359,15 @@ def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device:
     maps of the first stage's width) against an eighth of the available host memory (at most 1 GiB), capped at
     ``cpu_cap``; small networks get several tiles per call (less per-call overhead), large patches one.
     """
-    if device.type != "cuda":
+    if device_type(device) != "cuda":
         width = _first_stage_width(network)
         per_tile = 4 * 6 * width * math.prod(int(s) for s in input_shape[1:])
         budget = min(2**30, _available_host_memory() // 8)
         return max(1, min(cpu_cap, budget // max(1, per_tile)))
+    import torch
+
+    from autounet.networks.precision import autocast_dtype
+
     free, _total = torch.cuda.mem_get_info(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -334,14 +380,17 @@ def choose_tile_batch(network: nn.Module, input_shape: Sequence[int], *, device:
     return max(1, min(gpu_cap, batch))
 
 
-def _first_stage_width(network: nn.Module) -> int:
+def _first_stage_width(network: Network) -> int:
     """Output channels of the network's first convolution (32 when there is none, or the backend's own figure)."""
     width = getattr(network, "first_stage_width", None)
     if isinstance(width, int):
         return width
-    if not isinstance(network, nn.Module):
+    modules = getattr(network, "modules", None)
+    if modules is None:  # not a torch module
         return 32
-    for module in network.modules():
+    from torch import nn
+
+    for module in modules():
         if isinstance(module, (nn.Conv2d, nn.Conv3d)):
             return int(module.out_channels)
     return 32

@@ -13,25 +13,19 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import torch
 
 from autounet.errors import UsageError
+from autounet.precision import PRECISIONS, cpu_flags_have_bf16
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+__all__ = ["PRECISIONS", "autocast_dtype", "cpu_has_native_bf16"]
 
 
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True when this CPU has bf16 dot-product instructions and torch's oneDNN can use them (Linux only)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    if not _CPU_BF16_FLAGS.intersection(flags):
+    if not cpu_flags_have_bf16():
         return False
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 

@@ -169,3 +169,16 @@ def test_whole_array_fallback_for_other_orders():
     from autounet.preprocessing.resample import resample_data_or_seg_to_shape
     expected = resample_data_or_seg_to_shape(logits, (7, 5, 6), (7 / 4, 1, 1), (1, 1, 1), order=3).argmax(0)
     np.testing.assert_array_equal(res.segmentation, expected)
+
+
+@pytest.mark.parametrize("regions", [False, True])
+def test_numpy_and_torch_logits_export_alike(rng, regions):
+    logits = rng.normal(size=(3, 6, 9, 7)).astype(np.float32) * 3
+    case = _case(shape_before_cropping=(14, 12, 10), bbox=((1, 12), (2, 11), (0, 10)),
+                 shape_after_cropping=(11, 9, 10), spacing=(0.6, 1.0, 0.7))
+    labels = Labels(has_regions=True, regions_class_order=(1, 2, 3)) if regions else Labels()
+    kw = dict(config_spacing=(1.1, 1.0, 1.0), labels=labels, with_probabilities=True, slab_bytes=4096)
+    a = export_logits(logits, case, **kw)
+    b = export_logits(torch.from_numpy(logits), case, **kw)
+    assert (a.segmentation == b.segmentation).mean() >= 0.9999 and a.segmentation.mean() > 0
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)

@@ -15,7 +15,8 @@ import onnx
 
 from autounet.errors import CheckpointError, UsageError
 from autounet.inference import Predictor
-from autounet.inference.onnx import OPSET, OrtNetwork, export_onnx, load_onnx_model
+from autounet.inference.onnx import OPSET, export_onnx
+from autounet.inference.onnx_runtime import OrtNetwork, load_onnx_model
 
 
 def _image(rng, shape=(21, 26, 19)):
@@ -178,7 +179,7 @@ def test_int8_opt_in_writes_a_quantized_model(make_model, rng, tmp_path):
 
 def test_openvino_backend_reproduces_torch(make_model, rng):
     pytest.importorskip("openvino")
-    from autounet.inference.onnx import OpenVinoNetwork
+    from autounet.inference.onnx_runtime import OpenVinoNetwork
 
     model_dir = make_model(folds=(0, 1))
     img = _image(rng)
@@ -192,7 +193,7 @@ def test_openvino_backend_reproduces_torch(make_model, rng):
 
 def test_exported_file_runs_on_openvino(make_model, rng, tmp_path):
     pytest.importorskip("openvino")
-    from autounet.inference.onnx import OpenVinoNetwork
+    from autounet.inference.onnx_runtime import OpenVinoNetwork
 
     model_dir = make_model(folds=(0, 1))
     path = export_onnx(model_dir, tmp_path / "m.onnx")

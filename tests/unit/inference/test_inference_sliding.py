@@ -205,3 +205,46 @@ def test_cpu_streams_give_the_same_logits_and_restore_threads(rng):
                for s in (1, 3)]
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
     assert torch.get_num_threads() == threads
+
+
+class _NumpyNet:
+    """A torch network behind a NumPy interface, as the ONNX Runtime / OpenVINO backends present theirs."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+        self.calls: list[tuple[int, ...]] = []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        assert isinstance(x, np.ndarray) and x.dtype == np.float32
+        self.calls.append(x.shape)
+        with torch.no_grad():
+            return self.net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+@pytest.mark.parametrize(("shape", "patch", "mirror", "folds"), [
+    ((2, 30, 27, 21), (16, 12, 16), (0, 1, 2), 2),
+    ((1, 10, 9, 40), (16, 12, 16), (), 1),          # padded
+    ((1, 3, 20, 17), (12, 12), (0, 1), 2),          # 2D configuration
+])
+def test_numpy_arrays_give_the_torch_result(rng, shape, patch, mirror, folds):
+    from autounet.inference.arrays import HOST
+
+    data = rng.normal(size=shape).astype(np.float32)
+    nets = [tiny_net(shape[0], 3, ndim=len(patch), seed=s) for s in range(folds)]
+    wrapped = [_NumpyNet(n) for n in nets]
+    opts = SlidingWindowOptions(mirror_axes=mirror, tile_batch=4)
+    expected = predict_sliding_window(nets, data, patch_size=patch, num_outputs=3, options=opts, device=CPU)
+    got = predict_sliding_window(wrapped, data, patch_size=patch, num_outputs=3, options=opts, device=HOST)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert all(len(c) == len(patch) + 2 and c[0] <= 4 for w in wrapped for c in w.calls)
+
+
+def test_numpy_path_pads_without_torch(rng):
+    data = rng.normal(size=(1, 5, 7, 9)).astype(np.float32)
+    padded, revert = pad_to_patch(data, (8, 8, 8))
+    assert isinstance(padded, np.ndarray) and padded.shape == (1, 8, 8, 9)
+    np.testing.assert_array_equal(padded[(slice(None), *revert)], data)
+    outside = np.ones(padded.shape[1:], dtype=bool)
+    outside[revert] = False
+    assert not np.any(padded[:, outside])  # zeros around

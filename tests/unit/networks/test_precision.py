@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from autounet import precision as shared_precision
 from autounet.errors import UsageError
 from autounet.networks import precision
 from autounet.networks.precision import autocast_dtype
@@ -59,16 +60,22 @@ def test_cuda_auto_picks_bf16_where_supported(monkeypatch):
 def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
     fake = tmp_path / "cpuinfo"
     fake.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n", encoding="utf-8")
-    real_path = precision.Path
-    monkeypatch.setattr(precision, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
-    precision.cpu_has_native_bf16.cache_clear()
+    real_path = shared_precision.Path
+    monkeypatch.setattr(shared_precision, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    def clear() -> None:
+        precision.cpu_has_native_bf16.cache_clear()
+        shared_precision.cpu_flags_have_bf16.cache_clear()
+
+    clear()
     try:
         assert precision.cpu_has_native_bf16() is False
+        assert shared_precision.cpu_flags_have_bf16() is False
         fake.write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n", encoding="utf-8")
-        precision.cpu_has_native_bf16.cache_clear()
+        clear()
+        assert shared_precision.cpu_flags_have_bf16() is True
         assert precision.cpu_has_native_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     finally:
-        precision.cpu_has_native_bf16.cache_clear()
+        clear()
 
 
 def test_training_precision(native_bf16):
@@ -83,7 +90,6 @@ def test_training_precision(native_bf16):
 
 
 def test_predict_flag_offers_exactly_the_known_precisions():
-    # the CLI spells the choices out (it must not import torch to build its parser); they must stay in step
     from autounet.cli import build_parser
 
     predict = build_parser()._subparsers._group_actions[0].choices["predict"]
