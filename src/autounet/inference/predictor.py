@@ -48,6 +48,8 @@ DICOM_OUTPUT_ENDING = ".nii.gz"
 #: ``--output-format`` values that write a DICOM Segmentation referencing the input series
 DICOM_SEG_FORMATS = ("dicom-seg", "dicom_seg", "seg")
 DICOM_SEG_ENDING = ".dcm"
+#: how much lower the reading and export threads run when the network shares their CPU cores (see runner)
+CPU_READER_NICE = 10
 
 
 @dataclass
@@ -348,8 +350,9 @@ class Predictor:
             load=self._load_job, predict=self._predict_job,
             export=lambda job, loaded, logits: self._export_job(job, loaded, logits,
                                                                 save_probabilities=save_probabilities))
+        on_cpu = device_type(self.device) == "cpu"
         run = run_cases(todo, stages, case_id=lambda j: j.case.case_id, on_done=on_done,
-                        export_workers=1 if device_type(self.device) == "cpu" else 2)
+                        export_workers=1 if on_cpu else 2, background_nice=CPU_READER_NICE if on_cpu else 0)
         report.written.extend(run.written)
         report.failed.extend(run.failed)
         report.seconds = run.seconds

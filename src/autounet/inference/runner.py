@@ -5,10 +5,18 @@ Stage functions run in thread pools (NumPy, SimpleITK and torch release the GIL 
 overlap well and share the loaded model without copying it into worker processes). Memory stays bounded: at most
 ``lookahead`` preprocessed cases wait for the network and at most ``max_pending_exports`` predictions wait for
 export. A failing case is recorded with its error and the others continue; the caller reports the failures.
+
+When the network runs on the same CPU cores (``background_nice``), the reading and export threads get a lower
+scheduling priority: a convolution's threads wait for each other, so a reader that takes a core from one of them
+stalls all of them. At nice 10 the readers run in the gaps between network calls instead (Hippocampus, 52 cases on
+2 cores, OpenVINO: 15.5 s -> 14.2 s for the whole run).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -63,13 +71,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux, where threads have their own; else nothing)."""
+    if nice <= 0 or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):  # not permitted here (a sandbox): run at the normal priority
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+
+
 def run_cases(cases: Sequence[C], stages: Stages[C], *, case_id: Callable[[C], str], lookahead: int = 2,
               load_workers: int = 1, export_workers: int = 1, max_pending_exports: int = 2,
-              on_done: Callable[[str], None] | None = None) -> RunReport:
+              on_done: Callable[[str], None] | None = None, background_nice: int = 0) -> RunReport:
     """Run ``load → predict → export`` over ``cases`` with loading and exporting overlapped with prediction.
 
     ``predict`` runs in the calling thread (the device's owner). ``on_done(case_id)`` is called after each case
-    (written or failed), e.g. to advance a progress bar.
+    (written or failed), e.g. to advance a progress bar. ``background_nice`` lowers the priority of the reading and
+    export threads (for a network on the same CPU cores; 0 leaves it).
     """
     report = RunReport()
     start = time.perf_counter()
@@ -96,8 +114,12 @@ def run_cases(cases: Sequence[C], stages: Stages[C], *, case_id: Callable[[C], s
                 report.written.append(case_id(c))
                 finished(c)
 
-    with ThreadPoolExecutor(max(1, load_workers), thread_name_prefix="autounet-load") as loader, \
-            ThreadPoolExecutor(max(1, export_workers), thread_name_prefix="autounet-export") as exporter:
+    def init() -> None:
+        lower_thread_priority(background_nice)
+
+    with ThreadPoolExecutor(max(1, load_workers), thread_name_prefix="autounet-load", initializer=init) as loader, \
+            ThreadPoolExecutor(max(1, export_workers), thread_name_prefix="autounet-export",
+                               initializer=init) as exporter:
         try:
             while todo or loading:
                 while todo and len(loading) < max(1, lookahead):

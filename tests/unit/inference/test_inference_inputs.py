@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -171,3 +172,25 @@ def test_pipeline_overlaps_loading_and_export_with_prediction():
     assert len(report.written) == 8
     assert threads["predict"] == {main} and main not in threads["load"] | threads["export"]
     assert elapsed < 0.8 * 8 * 0.3  # sequential would take 2.4 s; overlapped about 1 s
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread priorities are a Linux feature")
+def test_reading_and_export_threads_run_at_a_lower_priority():
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: dict[str, set[int]] = {"load": set(), "predict": set(), "export": set()}
+
+    def stage(name, value):
+        seen[name].add(nice())
+        return value
+
+    base = nice()
+    run_cases(list(range(3)), Stages(lambda c: stage("load", c), lambda x: stage("predict", x),
+                                     lambda c, x, y: stage("export", None)), case_id=str, background_nice=10)
+    assert seen == {"load": {min(19, base + 10)}, "predict": {base}, "export": {min(19, base + 10)}}
+    assert nice() == base  # the calling thread (the network's) keeps its priority
+    seen = {"load": set(), "predict": set(), "export": set()}
+    run_cases(list(range(2)), Stages(lambda c: stage("load", c), lambda x: stage("predict", x),
+                                     lambda c, x, y: stage("export", None)), case_id=str)
+    assert seen == {"load": {base}, "predict": {base}, "export": {base}}
