@@ -102,7 +102,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
 
 
 # ---- the floor ------------------------------------------------------------------------------------------------------
-def matmul_gflops(threads: int, *, sizes: tuple[int, ...] = (2048, 4096), repeats: int = 3) -> float:
+def matmul_gflops(threads: int, *, sizes: tuple[int, ...] = (2048, 4096), repeats: int = 3,
+                  libraries: tuple[str, ...] = ("torch", "numpy")) -> float:
     """The machine's float32 rate: the best of square matmuls (PyTorch's and NumPy's BLAS, several sizes).
 
     One 2048² torch matmul alone varies between about 135 and 185 GFLOP/s on the shared 2-core VM; the best over
@@ -113,10 +114,10 @@ def matmul_gflops(threads: int, *, sizes: tuple[int, ...] = (2048, 4096), repeat
     torch.set_num_threads(threads)
     best_rate = 0.0
     for n in sizes:
-        pairs = [(torch.randn(n, n), torch.randn(n, n)),
-                 (np.random.default_rng(0).random((n, n), dtype=np.float32),
-                  np.random.default_rng(1).random((n, n), dtype=np.float32))]
-        for a, b in pairs:
+        pairs = {"torch": (torch.randn(n, n), torch.randn(n, n)),
+                 "numpy": (np.random.default_rng(0).random((n, n), dtype=np.float32),
+                           np.random.default_rng(1).random((n, n), dtype=np.float32))}
+        for a, b in (pairs[lib] for lib in libraries):
             a @ b
             best = min(_timeit(lambda: a @ b) for _ in range(repeats))  # noqa: B023 - used at once
             best_rate = max(best_rate, 2 * n**3 / best / 1e9)
@@ -264,7 +265,9 @@ def write_report(state: dict[str, object]) -> None:
                   f"{floor['mean_tiles']:.2f} tiles per case on average",
                   f"- float32 matmul here (best of PyTorch and NumPy, 2048² and 4096²): {floor['matmul_gflops']:.1f} "
                   f"GFLOP/s at the start (load {floor['load']})",
-                  f"- floor at that rate: {floor['floor_notta']:.3f} s per case without mirroring, "
+                  f"- (one 2048² PyTorch matmul alone, the issue's first measure: "
+                  f"{floor.get('torch2048_gflops', float('nan')):.1f} GFLOP/s)",
+                  f"- floor at the best rate: {floor['floor_notta']:.3f} s per case without mirroring, "
                   f"{floor['floor_tta']:.3f} s with (8 passes)",
                   "- each timed command gets its own floor: the rate is measured again just before and just after "
                   "it, and the higher of the two (the lower, stricter floor) is used for its ratios", ""]
@@ -356,7 +359,8 @@ def main() -> int:
 
     patch = load_model(model_dir, folds=(0,), device=torch.device("cpu")).configuration.patch_size
     floor = {"tile_gflop": tile_flops / 1e9, "patch": "x".join(map(str, patch)), "mean_tiles": float(np.mean(tiles)),
-             "matmul_gflops": rate, "floor_notta": per_case / (rate * 1e9), "floor_tta": 8 * per_case / (rate * 1e9),
+             "matmul_gflops": rate, "torch2048_gflops": matmul_gflops(args.threads, sizes=(2048,), repeats=8,
+                                                                      libraries=("torch",)), "floor_notta": per_case / (rate * 1e9), "floor_tta": 8 * per_case / (rate * 1e9),
              "load": _load()}
     state["floor"] = floor
     print(json.dumps(floor), flush=True)

@@ -137,7 +137,8 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
 
                 spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=args.checkpoint,
                                  device=args.device, tile_batch=args.tile_batch, use_mirroring=args.tta,
-                                 step=args.step, precision=args.precision)
+                                 step=args.step, precision=args.precision, backend=args.backend,
+                                 threads=args.threads)
                 report = predict_folder_on(executor, predictor, spec, args.input, args.output,
                                            save_probabilities=args.save_probabilities, overwrite=args.overwrite,
                                            part=args.part, parts=args.parts, output_format=args.output_format,

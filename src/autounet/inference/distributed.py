@@ -41,6 +41,8 @@ class ModelSpec:
     use_mirroring: bool = True
     step: float = 0.5
     precision: str = "auto"
+    backend: str = "torch"
+    threads: int | None = None
 
     def build(self) -> Any:
         """Load the predictor (on the worker's own device when ``device`` is ``auto``)."""
@@ -48,7 +50,8 @@ class ModelSpec:
 
         return Predictor.from_model_dir(self.model_dir, folds=self.folds, checkpoint=self.checkpoint,
                                         device=self.device, tile_batch=self.tile_batch,
-                                        use_mirroring=self.use_mirroring, step=self.step, precision=self.precision)
+                                        use_mirroring=self.use_mirroring, step=self.step, precision=self.precision,
+                                        backend=self.backend, threads=self.threads)
 
 
 def cached_predictor(spec: ModelSpec) -> Any:

@@ -9,7 +9,7 @@ export. A failing case is recorded with its error and the others continue; the c
 When the network runs on the same CPU cores (``background_nice``), the reading and export threads get a lower
 scheduling priority: a convolution's threads wait for each other, so a reader that takes a core from one of them
 stalls all of them. At nice 10 the readers run in the gaps between network calls instead (Hippocampus, 52 cases on
-2 cores, OpenVINO: 15.5 s -> 14.2 s for the whole run).
+2 cores, OpenVINO: 15.4 s -> 14.2 s for the run, means of 4 and 2 runs).
 """
 
 from __future__ import annotations

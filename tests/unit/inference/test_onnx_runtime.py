@@ -198,3 +198,11 @@ def test_predict_from_an_exported_file_never_imports_torch(make_model, tmp_path,
         ref = np.asarray(nib.load(torch_out / f"case{i}.nii.gz").dataobj)
         assert got.shape == (19, 26, 21) and 0 < ref.mean() < 2
         assert (got == ref).mean() >= 0.9999
+
+
+def test_cluster_workers_build_the_requested_backend(make_model, tmp_path):
+    from autounet.inference.distributed import ModelSpec
+
+    path = export_onnx(make_model(), tmp_path / "m.onnx", verify=False)
+    predictor = ModelSpec(str(path), device="cpu", backend="onnxruntime", threads=1).build()
+    assert predictor.backend == "onnxruntime" and isinstance(predictor.model.networks[0], OrtNetwork)
