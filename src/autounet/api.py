@@ -157,12 +157,17 @@ def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], o
             model_dir: str | os.PathLike[str] | None = None, folds: Sequence[int | str] | None = None,
             plans_name: str = DEFAULT_PLANS_NAME, checkpoint: str = "final", use_mirroring: bool = True,
             save_probabilities: bool = False, overwrite: bool = False, device: str = "auto",
+            backend: str = "torch", precision: str = "auto", threads: int | None = None,
+            tile_batch: int | None = None, step: float = 0.5,
             workspace: WorkspaceLike = None, cluster: str | None = None,
             cluster_config: str | os.PathLike[str] | None = None) -> RunReport:
     """``autounet predict``: segment a folder (or files, or DICOM series) with a trained model.
 
-    Give either ``model_dir`` or ``dataset`` + ``configuration`` (the model folder in the workspace). With
-    ``cluster`` (see :func:`on_cluster`) every case is a task; each worker loads the model once.
+    Give either ``model_dir`` (a model folder, or an ``.onnx`` file from ``export-model --format onnx`` with
+    ``backend="onnxruntime"`` or ``"openvino"``) or ``dataset`` + ``configuration`` (the model folder in the
+    workspace). ``backend``, ``precision``, ``threads``, ``tile_batch`` and ``step`` are those of
+    :meth:`~autounet.inference.Predictor.from_model_dir`. With ``cluster`` (see :func:`on_cluster`) every case is a
+    task; each worker loads the model once.
     """
     from autounet.errors import UsageError
     from autounet.inference import Predictor
@@ -173,16 +178,15 @@ def predict(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], o
             raise UsageError(msg)
         ws = _ws(workspace)
         model_dir = ws.model_dir(ws.find_dataset(dataset), configuration, plans_name=plans_name)
+    settings: dict[str, Any] = dict(checkpoint=checkpoint, use_mirroring=use_mirroring, backend=backend,
+                                    precision=precision, threads=threads, tile_batch=tile_batch, step=step)
     if cluster is None:
-        predictor = Predictor.from_model_dir(model_dir, folds=folds, checkpoint=checkpoint, device=device,
-                                             use_mirroring=use_mirroring)
+        predictor = Predictor.from_model_dir(model_dir, folds=folds, device=device, **settings)
         return predictor.predict_folder(source, output, save_probabilities=save_probabilities, overwrite=overwrite)
     from autounet.inference.distributed import ModelSpec, predict_folder_on
 
-    predictor = Predictor.from_model_dir(model_dir, folds=folds, checkpoint=checkpoint, device="cpu",
-                                         use_mirroring=use_mirroring)
-    spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), checkpoint=checkpoint, device=device,
-                     use_mirroring=use_mirroring)
+    predictor = Predictor.from_model_dir(model_dir, folds=folds, device="cpu", **settings)
+    spec = ModelSpec(str(model_dir), folds=tuple(predictor.model.folds), device=device, **settings)
     with on_cluster(cluster, cluster_config=cluster_config) as executor:
         return predict_folder_on(executor, predictor, spec, source, output, save_probabilities=save_probabilities,
                                  overwrite=overwrite)

@@ -206,3 +206,26 @@ def test_cluster_workers_build_the_requested_backend(make_model, tmp_path):
     path = export_onnx(make_model(), tmp_path / "m.onnx", verify=False)
     predictor = ModelSpec(str(path), device="cpu", backend="onnxruntime", threads=1).build()
     assert predictor.backend == "onnxruntime" and isinstance(predictor.model.networks[0], OrtNetwork)
+
+
+def test_python_api_predicts_an_exported_file_with_a_chosen_backend(make_model, tmp_path, rng):
+    import nibabel as nib
+
+    from autounet import api
+
+    model_dir = make_model()
+    path = export_onnx(model_dir, tmp_path / "m.onnx", verify=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    nib.save(nib.Nifti1Image(rng.normal(size=(19, 26, 21)).astype(np.float32), np.eye(4)), images / "a_0000.nii.gz")
+    report = api.predict(images, tmp_path / "ort", model_dir=path, backend="onnxruntime", threads=1,
+                         use_mirroring=False, device="cpu")
+    torch_report = api.predict(images, tmp_path / "torch", model_dir=model_dir, use_mirroring=False, device="cpu")
+    assert report.written == torch_report.written == ["a"]
+    got = np.asarray(nib.load(tmp_path / "ort" / "a.nii.gz").dataobj)
+    ref = np.asarray(nib.load(tmp_path / "torch" / "a.nii.gz").dataobj)
+    assert (got == ref).mean() >= 0.9999
+    args = json.loads((tmp_path / "ort" / "predict_args.json").read_text(encoding="utf-8"))
+    assert args["settings"]["backend"] == "onnxruntime" and args["settings"]["mirror_axes"] == []
+    with pytest.raises(UsageError, match="float32 graph"):
+        api.predict(images, tmp_path / "bad", model_dir=path, backend="onnxruntime", precision="bf16")
