@@ -189,7 +189,8 @@ class SlabResampler:
         if plan0 is not None:
             part = _interp_axis(part, 1, (plan0[0][start:stop], plan0[1][start:stop], plan0[2][start:stop]), lo)
         elif not array_namespace(part).isdtype(part.dtype, "real floating"):
-            part = array_namespace(part).astype(part, array_namespace(part).float32)
+            xp = array_namespace(part)
+            part = xp.astype(part, xp.float32)
         part = _interp_axis(part, 2, self.plans[1])
         return _interp_axis(part, 3, self.plans[2])
 
@@ -273,9 +274,9 @@ def _export(x: Any, case: CaseGeometry, *, config_spacing: Sequence[float], labe
         msg = f"Crop box {case.bbox} does not match the cropped shape {case.shape_after_cropping}."
         raise ConfigError(msg)
     current = current_spacing_for(config_spacing, case)
+    xp = array_namespace(x)
     if not resampling.slab_wise:
         assert resampling.component is not None
-        xp = array_namespace(x)
         whole = resample(to_numpy(xp.astype(x, xp.float32)), case.shape_after_cropping, current,
                          case.spacing_transposed, resampling.component)
         x = xp.asarray(whole, device=device_of(x))
@@ -289,8 +290,7 @@ def _export(x: Any, case: CaseGeometry, *, config_spacing: Sequence[float], labe
     (z0, _), (y0, y1), (x0, x1) = case.bbox
     for start in range(0, out_rows, step):
         stop = min(out_rows, start + step)
-        slab = resampler.slab(x, start, stop)
-        slab = array_namespace(slab).astype(slab, array_namespace(slab).float32, copy=False)
+        slab = xp.astype(resampler.slab(x, start, stop), xp.float32, copy=False)
         target = (slice(z0 + start, z0 + stop), slice(y0, y1), slice(x0, x1))
         if probs_full is not None:
             probs = probabilities_slab(slab, labels)
