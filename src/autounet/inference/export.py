@@ -185,11 +185,11 @@ class SlabResampler:
         """Output rows ``[start, stop)`` of the resampled ``x``."""
         lo, hi = self.source_rows(start, stop)
         part = x[:, lo:hi]
+        xp = array_namespace(part)
         plan0 = self.plans[0]
         if plan0 is not None:
             part = _interp_axis(part, 1, (plan0[0][start:stop], plan0[1][start:stop], plan0[2][start:stop]), lo)
-        elif not array_namespace(part).isdtype(part.dtype, "real floating"):
-            xp = array_namespace(part)
+        elif not xp.isdtype(part.dtype, "real floating"):
             part = xp.astype(part, xp.float32)
         part = _interp_axis(part, 2, self.plans[1])
         return _interp_axis(part, 3, self.plans[2])
