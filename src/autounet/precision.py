@@ -9,9 +9,18 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from autounet.errors import UsageError
+
 #: network precisions accepted by training's mixed precision and by ``predict --precision``
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def check_precision_name(precision: str) -> None:
+    """``UsageError`` unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        msg = f"Unknown precision {precision!r}. Choose one of {', '.join(PRECISIONS)}."
+        raise UsageError(msg)
 
 
 @functools.lru_cache(maxsize=1)

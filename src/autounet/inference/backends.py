@@ -17,7 +17,7 @@ from typing import Any
 from autounet.errors import UsageError
 from autounet.inference.arrays import HOST, Device
 from autounet.inference.model import LoadedModel, resolve_device
-from autounet.precision import PRECISIONS, cpu_flags_have_bf16
+from autounet.precision import check_precision_name, cpu_flags_have_bf16
 from autounet.registry import Registry
 
 
@@ -70,7 +70,7 @@ def _prepare_onnxruntime(model: LoadedModel, *, device: Any, threads: int | None
 
 
 def _check_onnxruntime_precision(precision: str, device: Device) -> None:
-    _known(precision)
+    check_precision_name(precision)
     if precision not in ("auto", "fp32"):
         msg = (f"The onnxruntime backend runs the float32 graph; --precision {precision} is not available there "
                "(use --backend openvino --precision bf16, or --backend torch).")
@@ -91,19 +91,13 @@ def _prepare_openvino(model: LoadedModel, *, device: Any, threads: int | None, p
 
 
 def _check_openvino_precision(precision: str, device: Device) -> None:
-    _known(precision)
+    check_precision_name(precision)
     if precision == "fp16":
         msg = "The openvino backend runs on the CPU: --precision fp16 is not available there (use bf16 or fp32)."
         raise UsageError(msg)
     if precision == "bf16" and not cpu_flags_have_bf16():
         msg = ("This CPU has no native bf16 instructions (AVX512-BF16 or AMX), so bf16 would be slower than "
                "float32; use --precision fp32 or auto.")
-        raise UsageError(msg)
-
-
-def _known(precision: str) -> None:
-    if precision not in PRECISIONS:
-        msg = f"Unknown precision {precision!r}. Choose one of {', '.join(PRECISIONS)}."
         raise UsageError(msg)
 
 

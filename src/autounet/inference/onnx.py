@@ -34,6 +34,7 @@ from autounet._log import get_logger
 from autounet.errors import CheckpointError, UsageError
 from autounet.inference.model import LoadedModel, load_model
 from autounet.inference.onnx_runtime import FORMAT, FORMAT_VERSION, OpenVinoNetwork, OrtNetwork, ort_providers
+from autounet.inference.sliding import first_stage_width
 
 log = get_logger(__name__)
 
@@ -113,7 +114,7 @@ def model_metadata(model: LoadedModel) -> dict[str, str]:
         "mirror_axes": json.dumps(list(model.mirror_axes)),
         "num_input_channels": str(model.in_channels),
         "num_outputs": str(model.labels.num_outputs),
-        "first_stage_width": str(_first_conv_width_of(model.networks[0]) or 32),
+        "first_stage_width": str(first_stage_width(model.networks[0])),
         "input": f"{INPUT_NAME}: (tiles, {model.in_channels}, {', '.join(map(str, config.patch_size))}) float32, "
                  "preprocessed (transposed, resampled to spacing, normalized) tiles",
         "output": f"{OUTPUT_NAME}: (tiles, {model.labels.num_outputs}, ...) fold-mean logits; combine tiles with a "
@@ -253,7 +254,7 @@ def quantize_int8(onnx_file: str | os.PathLike[str], output: str | os.PathLike[s
 def to_openvino(model: LoadedModel, *, threads: int | None = None, opset: int = OPSET,
                 precision: str = "fp32") -> list[OpenVinoNetwork]:
     """Replace a PyTorch-loaded model's networks by one OpenVINO model (fold mean), converted in memory."""
-    width = _first_conv_width_of(model.networks[0])
+    width = first_stage_width(model.networks[0])
     (graph,) = onnx_bytes(model, opset=opset)
     return [OpenVinoNetwork(graph, threads=threads, first_stage_width=width, precision=precision)]
 
@@ -261,15 +262,7 @@ def to_openvino(model: LoadedModel, *, threads: int | None = None, opset: int = 
 def to_onnxruntime(model: LoadedModel, *, threads: int | None = None, device: Any = "cpu",
                    opset: int = OPSET) -> list[OrtNetwork]:
     """Replace a PyTorch-loaded model's networks by one ONNX Runtime session (fold mean), converted in memory."""
-    width = _first_conv_width_of(model.networks[0])
+    width = first_stage_width(model.networks[0])
     (graph,) = onnx_bytes(model, opset=opset)
     return [OrtNetwork(graph, threads=threads, providers=ort_providers(device), first_stage_width=width)]
 
-
-def _first_conv_width_of(net: Any) -> int | None:
-    if isinstance(net, (OrtNetwork, OpenVinoNetwork)):
-        return net.first_stage_width
-    for module in net.modules():
-        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
-            return int(module.out_channels)
-    return None

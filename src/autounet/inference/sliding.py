@@ -36,7 +36,7 @@ from autounet import sliding_window
 from autounet._log import get_logger
 from autounet.errors import UsageError
 from autounet.inference.arrays import Device, as_array, device_type, is_host, move, namespace
-from autounet.precision import PRECISIONS
+from autounet.precision import check_precision_name
 
 #: a network as the sliding window calls it: ``(B, C, *patch)`` array in, ``(B, K, *patch)`` logits out, both of
 #: its device's array library (a torch ``nn.Module`` for the torch backend)
@@ -81,9 +81,7 @@ class SlidingWindowOptions:
         if self.cpu_streams is not None and self.cpu_streams < 1:
             msg = f"cpu_streams must be >= 1, got {self.cpu_streams}."
             raise UsageError(msg)
-        if self.precision not in PRECISIONS:
-            msg = f"Unknown precision {self.precision!r}. Choose one of {', '.join(PRECISIONS)}."
-            raise UsageError(msg)
+        check_precision_name(self.precision)
 
 
 def mirror_combinations(axes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -360,7 +358,7 @@ def choose_tile_batch(network: Network, input_shape: Sequence[int], *, device: D
     ``cpu_cap``; small networks get several tiles per call (less per-call overhead), large patches one.
     """
     if device_type(device) != "cuda":
-        width = _first_stage_width(network)
+        width = first_stage_width(network)
         per_tile = 4 * 6 * width * math.prod(int(s) for s in input_shape[1:])
         budget = min(2**30, _available_host_memory() // 8)
         return max(1, min(cpu_cap, budget // max(1, per_tile)))
@@ -380,7 +378,7 @@ def choose_tile_batch(network: Network, input_shape: Sequence[int], *, device: D
     return max(1, min(gpu_cap, batch))
 
 
-def _first_stage_width(network: Network) -> int:
+def first_stage_width(network: Network) -> int:
     """Output channels of the network's first convolution (32 when there is none, or the backend's own figure)."""
     width = getattr(network, "first_stage_width", None)
     if isinstance(width, int):

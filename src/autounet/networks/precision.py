@@ -17,7 +17,7 @@ import functools
 import torch
 
 from autounet.errors import UsageError
-from autounet.precision import PRECISIONS, cpu_flags_have_bf16
+from autounet.precision import PRECISIONS, check_precision_name, cpu_flags_have_bf16
 
 __all__ = ["PRECISIONS", "autocast_dtype", "cpu_has_native_bf16"]
 
@@ -36,9 +36,7 @@ def autocast_dtype(precision: str, device: torch.device, *, cpu_auto: bool = Fal
     ``cpu_auto`` says what ``auto`` means on the CPU: bf16 where native (training's mixed precision) or float32
     (inference, which by default predicts on the CPU exactly as the reference does).
     """
-    if precision not in PRECISIONS:
-        msg = f"Unknown precision {precision!r}. Choose one of {', '.join(PRECISIONS)}."
-        raise UsageError(msg)
+    check_precision_name(precision)
     if precision == "fp32":
         return None
     if device.type == "cuda":
